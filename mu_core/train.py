@@ -1,0 +1,106 @@
+"""Training: one loop serves the original models, Retrain, Finetune and the retain-set phases.
+
+A recipe is a plain dict (its numbers live in the profile, never here)::
+
+    epochs, lr, momentum, weight_decay, batch, optimizer ('sgd' | 'adam'),
+    warmup_epochs (linear warm-up from 0, stepped per iteration), milestones, gamma,
+    augment: {crop_pad, flip, rotate}   (or null for none)
+
+Every random choice (data order, augmentation) comes from one ``torch.Generator`` seeded by the
+caller, so the training seed fixes them all; weights are initialised in ``models.build``.
+Data stay on the model's device; augmentation runs as batched tensor operations.
+"""
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from . import data as D
+
+
+def lr_at(recipe: dict, epoch: int, it: int, steps: int) -> float:
+    """Learning rate for iteration ``it`` of ``epoch`` (epochs counted from 1)."""
+    if epoch <= recipe.get("warmup_epochs", 0):
+        done = (epoch - 1) * steps + it  # iterations already taken in the warm-up
+        return recipe["lr"] * done / (recipe["warmup_epochs"] * steps)
+    k = sum(m <= epoch for m in recipe.get("milestones", []))
+    return recipe["lr"] * recipe.get("gamma", 0.2) ** k
+
+
+def augment(x: torch.Tensor, gen: torch.Generator, crop_pad=0, flip=False, rotate=0) -> torch.Tensor:
+    """Random crop with zero padding, horizontal flip, rotation: torchvision's order, batched."""
+    b, _, h, w = x.shape
+    if crop_pad:
+        p = crop_pad
+        padded = F.pad(x, (p, p, p, p))
+        dy = torch.randint(0, 2 * p + 1, (b,), generator=gen).to(x.device)
+        dx = torch.randint(0, 2 * p + 1, (b,), generator=gen).to(x.device)
+        rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]
+        cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]
+        x = padded[torch.arange(b, device=x.device)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
+    if flip:
+        mask = (torch.rand(b, generator=gen) < 0.5).to(x.device).view(b, 1, 1, 1)
+        x = torch.where(mask, x.flip(3), x)
+    if rotate:
+        ang = (torch.rand(b, generator=gen) * 2 - 1).to(x.device) * math.radians(rotate)
+        cos, sin, zero = ang.cos(), ang.sin(), torch.zeros_like(ang)
+        theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        x = F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    return x.contiguous()
+
+
+def optimizer(recipe: dict, params):
+    if recipe.get("optimizer", "sgd") == "adam":
+        return torch.optim.Adam(params, lr=recipe["lr"])
+    return torch.optim.SGD(params, lr=recipe["lr"], momentum=recipe.get("momentum", 0.0),
+                           weight_decay=recipe.get("weight_decay", 0.0))
+
+
+def batches(n: int, size: int, gen: torch.Generator | None):
+    """Index batches over n samples: shuffled by ``gen``, or in order when gen is None."""
+    order = torch.randperm(n, generator=gen) if gen is not None else torch.arange(n)
+    return order.split(size)
+
+
+def fit(model, x, y, recipe: dict, gen: torch.Generator, data: D.Data, *,
+        select=None, progress: str | None = None, loss_fn=None):
+    """Train ``model`` in place on images ``x`` (in [0, 1]) with labels ``y``.
+
+    ``select``: a function model -> score, called after every epoch; the best-scoring epoch's
+    weights are kept (the reference's test-set model selection). ``loss_fn(logits, y)``
+    replaces cross-entropy. Returns the model.
+    """
+    dev = next(model.parameters()).device
+    opt = optimizer(recipe, model.parameters())
+    aug = recipe.get("augment") or {}
+    steps = math.ceil(len(x) / recipe["batch"])
+    best, best_state = -math.inf, None
+    epochs = range(1, recipe["epochs"] + 1)
+    if progress and recipe["epochs"] >= 10:
+        epochs = tqdm(epochs, desc=progress, leave=False)
+    for epoch in epochs:
+        model.train()
+        for it, idx in enumerate(batches(len(x), recipe["batch"], gen)):
+            for group in opt.param_groups:
+                group["lr"] = lr_at(recipe, epoch, it, steps)
+            idx = idx.to(dev)
+            xb = x[idx]
+            if aug:
+                xb = augment(xb, gen, **aug)
+            out = model(D.normalise(xb, data))
+            loss = loss_fn(out, y[idx]) if loss_fn else F.cross_entropy(out, y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        if select is not None:
+            score = select(model)
+            if score > best:
+                best, best_state = score, copy.deepcopy(model.state_dict())
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return model
