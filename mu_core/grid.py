@@ -293,6 +293,23 @@ def run(profile: str | dict, run_dir: str, overrides=(), executor: str = "local"
     return table
 
 
+def train_all(profile: str | dict, run_dir: str, overrides=(), progress: bool = True) -> pd.DataFrame:
+    """Stage 1: train (or load) every original model the grid needs; their test accuracy."""
+    prof = profile if isinstance(profile, dict) else profiles.load(profile, overrides)
+    _check_run_dir(prof, run_dir)
+    _, tspecs, _ = schedule(prof)
+    device = resolve_device(prof["device"])
+    data = D.load(prof["data"])
+    data = data.to(device) if device.type != "cpu" else data
+    out = []
+    for ts in tqdm(tspecs.values(), desc="original models", disable=not progress):
+        model, trained = original_model(ts, run_dir, data, device, progress)
+        _, y_test = D.labels(data, ts["dataset"])
+        acc = metrics.accuracy(metrics.logits(model, data.test_x, data), y_test, prof["mode"])
+        out.append(dict(dataset=ts["dataset"], train_seed=ts["train_seed"], test_acc=acc, trained_now=trained))
+    return pd.DataFrame(out).sort_values(["dataset", "train_seed"]).reset_index(drop=True)
+
+
 def _choice_executor(executor):
     if executor not in ("local", "dask"):
         raise ConfigError(f"executor {executor!r} is unknown; allowed: local, dask")

@@ -1,0 +1,45 @@
+# make book: the classroom study, executed notebooks, the Jupyter Book in _build/html.
+# make test: the test suite. Both create .venv from nothing when it is missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROFILE ?= classroom
+RUN_DIR ?= runs/$(PROFILE)
+NOTEBOOKS := 01_train 02_unlearn
+MATHJAX := book/_extra/mathjax
+
+.PHONY: book test notebooks paper bench clean
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+$(MATHJAX): $(STAMP)
+	rm -rf $@ && mkdir -p $(dir $@)
+	cp -r "$$($(PY) -c 'import mathjax, os; print(os.path.join(os.path.dirname(mathjax.__file__), "static", "mathjax", "es5"))')" $@
+
+notebooks: $(STAMP)
+	mkdir -p book/executed
+	for nb in $(NOTEBOOKS); do \
+	  echo "== $$nb ($(PROFILE))"; \
+	  $(VENV)/bin/papermill notebooks/$$nb.ipynb book/executed/$$nb.ipynb --cwd . \
+	    -p profile $(PROFILE) -p run_dir $(RUN_DIR) --progress-bar || { \
+	    echo "notebook $$nb failed; the executed copy is kept in book/executed/$$nb.ipynb"; exit 1; }; \
+	done
+
+book: notebooks $(MATHJAX)
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+paper: $(STAMP)
+	$(PY) -m mu_core run --profile paper --run-dir runs/paper
+
+clean:
+	rm -rf _build book/executed $(MATHJAX)
