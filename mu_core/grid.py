@@ -90,7 +90,6 @@ def recipe(prof: dict, dataset: str) -> dict:
 def train_spec(prof: dict, dataset: str, seed: int) -> dict:
     spec = dict(data=prof["data"], model=prof["model"], dataset=dataset, recipe=recipe(prof, dataset),
                 select_on_test=prof["mode"] == "reference", train_seed=seed, version=TRAIN_VERSION)
-    spec = {k: v for k, v in spec.items() if k != "data" or True}
     # where CIFAR lives does not change what is trained
     key_spec = copy.deepcopy(spec)
     key_spec["data"] = {k: v for k, v in spec["data"].items() if k not in ("root", "download")}
@@ -283,7 +282,7 @@ def run(profile: str | dict, run_dir: str, overrides=(), executor: str = "local"
         counts = run_groups(prof, run_dir, tspecs, groups, scheduler, bar)
     else:
         for tkey, jobs in groups.items():
-            c = run_group(prof, run_dir, tspecs[tkey], jobs, bar)
+            c = run_group(prof, run_dir, tspecs[tkey], jobs, bar if progress else None)
             counts = {k: counts[k] + c[k] for k in counts}
     bar.close()
     t1 = time.time()

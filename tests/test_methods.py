@@ -1,0 +1,218 @@
+"""The methods' defining properties, each checked on real digits or a tiny model."""
+import copy
+import math
+
+import pytest
+import torch
+
+from mu_core import data as D, methods as M, metrics, models, profiles, train
+
+PROF = profiles.load("classroom")
+
+
+@pytest.fixture(scope="module")
+def setup():
+    """A classroom-sized MLP trained on 14x14 digits (10 epochs), and a full-class split."""
+    data = D.load({"source": "mnist5k", "image_size": 14})
+    net = models.build({"arch": "mlp", "hidden": 64}, 10, (1, 14, 14), seed=3)
+    recipe = {**PROF["train"], "epochs": 10, "milestones": [6, 8]}
+    train.fit(net, data.train_x, data.train_fine, recipe, torch.Generator().manual_seed(3), data)
+    return data, net, recipe, D.make_split(data, "mnist10", "full_class", "7")
+
+
+def params_for(method, recipe, mode="reference", setting="full_class", dataset="mnist10"):
+    return {**copy.deepcopy(PROF["method_params"].get(method, {})), "mode": mode, "train": recipe,
+            "model_cfg": {"arch": "mlp", "hidden": 64}, "memo": {}, "dataset": dataset, "setting": setting}
+
+
+def run(method, setup, seed=0, mode="reference", **over):
+    data, net, recipe, split = setup
+    p = {**params_for(method, recipe, mode), **over}
+    return M.METHODS[method](copy.deepcopy(net), split, p, torch.Generator().manual_seed(seed))
+
+
+def capture_fit(monkeypatch):
+    seen = []
+    real = train.fit
+
+    def spy(model, x, y, *a, **k):
+        seen.append((x.clone(), y.clone()))
+        return real(model, x, y, *a, **k)
+    monkeypatch.setattr(train, "fit", spy)
+    return seen
+
+
+@pytest.mark.parametrize("mode", ["reference", "corrected"])
+def test_retrain_never_sees_a_forget_sample(setup, monkeypatch, mode):
+    data, _, recipe, split = setup
+    seen = capture_fit(monkeypatch)
+    run("retrain", setup, mode=mode, train={**recipe, "epochs": 1})
+    forget_rows = {tuple(r) for r in data.train_x[split.forget].flatten(1).tolist()}
+    for x, _ in seen:
+        assert len(x) == len(split.retain)
+        assert not forget_rows & {tuple(r) for r in x.flatten(1).tolist()}
+
+
+def test_corrected_retrain_starts_from_scratch_reference_keeps_features(setup, monkeypatch):
+    data, net, recipe, split = setup
+    starts = []
+    real = train.fit
+    monkeypatch.setattr(train, "fit", lambda m, *a, **k: starts.append(copy.deepcopy(m.state_dict())) or m)
+    run("retrain", setup, mode="reference")
+    run("retrain", setup, mode="corrected")
+    ref, cor = starts
+    w = "features.1.weight"
+    assert torch.equal(ref[w], net.state_dict()[w])  # quirk: only fc was reset
+    assert not torch.equal(ref["fc.weight"], net.state_dict()["fc.weight"])
+    assert not torch.equal(cor[w], net.state_dict()[w])
+
+
+@pytest.mark.parametrize("method", ["ssd", "lfssd"])
+@pytest.mark.parametrize("mode", ["reference", "corrected"])
+def test_ssd_and_lfssd_are_deterministic(setup, method, mode):
+    a, b = run(method, setup, seed=1, mode=mode), run(method, setup, seed=2, mode=mode)
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k])
+    assert not all(torch.equal(v, setup[1].state_dict()[k]) for k, v in a.state_dict().items())
+
+
+def test_ssd_with_infinite_alpha_changes_nothing(setup):
+    out = run("ssd", setup, alpha=math.inf)
+    for k, v in out.state_dict().items():
+        assert torch.equal(v, setup[1].state_dict()[k])
+
+
+def tiny():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    x, y = torch.rand(10, 1, 2, 2), torch.randint(0, 3, (10,))
+    dummy = D.Data(x, y, y, x, y, y, (0.0,), (1.0,))
+    return net, x, y, dummy
+
+
+def test_dampen_update_rule_by_hand():
+    """D_f = D and alpha < 1: every parameter with non-zero importance is scaled by lambda."""
+    net, x, y, dd = tiny()
+    imp = M.importance(net, x, y, dd, "ssd", "corrected")
+    before = copy.deepcopy(net.state_dict())
+    M.dampen(net, imp, imp, alpha=0.5, lam=0.25)
+    for n, q in net.named_parameters():
+        expect = torch.where(imp[n] > 0, before[n] * 0.25, before[n])
+        assert torch.allclose(q, expect)
+    # and a hand-made case: I_f = 4, I_D = 1, alpha 2, lambda 1 -> factor 1/4; I_f = 1 -> untouched
+    w = torch.nn.Parameter(torch.tensor([2.0, 2.0]))
+    holder = torch.nn.Module()
+    holder.w = w
+    M.dampen(holder, {"w": torch.tensor([4.0, 1.0])}, {"w": torch.tensor([1.0, 1.0])}, alpha=2, lam=1)
+    assert holder.w.tolist() == [0.5, 2.0]
+
+
+@pytest.mark.parametrize("kind", ["ssd", "lfssd"])
+def test_corrected_importance_is_the_per_sample_mean_and_order_free(kind):
+    net, x, y, dd = tiny()
+    imp = M.importance(net, x, y, dd, kind, "corrected", chunk=3)
+    loop = {n: torch.zeros_like(q) for n, q in net.named_parameters()}
+    for i in range(len(x)):  # the plain definition: one backward pass per sample
+        net.zero_grad()
+        out = net(x[i:i + 1])
+        loss = torch.nn.functional.cross_entropy(out, y[i:i + 1]) if kind == "ssd" else out.pow(2).sum()
+        loss.backward()
+        for n, q in net.named_parameters():
+            loop[n] += q.grad.square() if kind == "ssd" else q.grad.abs()
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(1))
+    shuffled = M.importance(net, x[perm], y[perm], dd, kind, "corrected", chunk=7)
+    for n in imp:
+        assert torch.allclose(imp[n], loop[n] / len(x), atol=1e-7)
+        assert torch.allclose(imp[n], shuffled[n], atol=1e-7)
+
+
+def test_reference_importance_depends_on_batch_size():
+    net, x, y, dd = tiny()
+    a = M.importance(net, x, y, dd, "ssd", "reference", batch=2)
+    b = M.importance(net, x, y, dd, "ssd", "reference", batch=5)
+    assert not torch.allclose(a["1.weight"], b["1.weight"])
+
+
+def test_lfssd_alpha_quirk(setup, monkeypatch):
+    used = []
+    monkeypatch.setattr(M, "dampen", lambda m, f, d, alpha, lam: used.append(alpha) or m)
+    run("lfssd", setup, mode="reference", alpha=10, alpha_full_class=5)
+    run("lfssd", setup, mode="corrected", alpha=10, alpha_full_class=5)  # mnist10: fine labels
+    assert used == [5, 10]
+
+
+@pytest.mark.parametrize("setting,target", [("full_class", "1-7"), ("sub_class", "7")])
+def test_random_labels_never_assigns_the_true_class(setup, monkeypatch, setting, target):
+    data = setup[0]
+    split = D.make_split(data, "mnist5", setting, target)
+    seen = capture_fit(monkeypatch)
+    p = params_for("random_labels", setup[2], setting=setting, dataset="mnist5")
+    net = models.build({"arch": "mlp", "hidden": 64}, 5, (1, 14, 14), 0)
+    M.random_labels(net, split, p, torch.Generator().manual_seed(4))
+    _, y = seen[0]
+    given = y[len(split.retain):]
+    true = split.y_train[split.forget]
+    assert len(given) == len(true) and not bool((given == true).any())
+    assert set(given.tolist()) == set(range(5)) - set(true.tolist())  # all other classes occur
+
+
+@pytest.mark.parametrize("mode,distinct", [("reference", 3), ("corrected", 32)])
+def test_unsir_noise_set(mode, distinct, monkeypatch):
+    """On 3-channel images the reference keeps 3 noise images (the channel-axis slip)."""
+    rng = torch.Generator().manual_seed(0)
+    x = torch.rand(60, 3, 8, 8, generator=rng)
+    y = torch.arange(60) % 3
+    dd = D.Data(x, y, y, x[:30], y[:30], y[:30], (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    split = D.make_split.__wrapped__(dd) if hasattr(D.make_split, "__wrapped__") else None
+    split = D.Split(dd, "cifar100", "full_class", "x", y, y[:30], y, torch.arange(40), torch.arange(40, 60),
+                    torch.arange(20), torch.arange(20, 30), 3, 2)
+    seen = capture_fit(monkeypatch)
+    net = models.build({"arch": "resnet18", "width": 4}, 3, (3, 8, 8), 0)
+    p = {**copy.deepcopy(PROF["method_params"]["unsir"]), "mode": mode, "memo": {}, "setting": "full_class"}
+    p["noise_copies"] = 2
+    M.unsir(net, split, p, torch.Generator().manual_seed(1))
+    x_impair, y_impair = seen[0]
+    n_noise = int((y_impair[: distinct * 2] == 2).sum())
+    assert n_noise == distinct * 2
+    assert len(torch.unique(x_impair[:n_noise].flatten(1), dim=0)) == distinct
+
+
+def test_bad_teacher_same_seed_same_incompetent_teacher(setup, monkeypatch):
+    built = []
+    real = models.build
+    monkeypatch.setattr(models, "build", lambda *a, **k: built.append(real(*a, **k)) or built[-1])
+    run("bad_teacher", setup, seed=7)
+    run("bad_teacher", setup, seed=7)
+    run("bad_teacher", setup, seed=8)
+    same = [torch.equal(built[0].state_dict()[k], built[1].state_dict()[k]) for k in built[0].state_dict()]
+    assert all(same)
+    assert not torch.equal(built[0].fc.weight, built[2].fc.weight)
+
+
+# Margins measured on this model (see the closing note of the methods issue): Original's forget
+# accuracy on digit 7 is about 95 %; every method must take at least 10 points off it, and
+# keep retain accuracy within 15 points of Original's.
+FORGET_DROP, RETAIN_MARGIN = 10.0, 15.0
+
+
+@pytest.mark.parametrize("method", [m for m in M.METHODS if m != "original"])
+def test_every_method_forgets_and_keeps_the_rest(setup, method):
+    data, net, recipe, split = setup
+    base = metrics.evaluate(net, split, "corrected")
+    out = metrics.evaluate(run(method, setup, seed=0), split, "corrected")
+    assert out["forget_acc"] <= base["forget_acc"] - FORGET_DROP, (method, base, out)
+    assert out["retain_acc"] >= base["retain_acc"] - RETAIN_MARGIN, (method, base, out)
+
+
+def test_mia_separates_members_from_held_out_on_an_overfitted_model():
+    data = D.load({"source": "mnist5k", "image_size": 14})
+    idx = torch.arange(0, 4000, 10)  # 400 training digits, 40 per class
+    net = models.build({"arch": "mlp", "hidden": 256}, 10, (1, 14, 14), 0)
+    recipe = {"epochs": 60, "lr": 0.05, "momentum": 0.9, "weight_decay": 0.0, "batch": 32, "milestones": []}
+    train.fit(net, data.train_x[idx], data.train_fine[idx], recipe, torch.Generator().manual_seed(0), data)
+    ent = lambda x: metrics.entropy(metrics.logits(net, x, data))
+    member, held = data.train_x[idx], data.train_x[idx + 1]  # same classes, never trained on
+    nonmember = data.test_x
+    score_members = metrics.mia(ent(member[:200]), ent(nonmember), ent(member[200:]))
+    score_held = metrics.mia(ent(member[:200]), ent(nonmember), ent(held))
+    assert score_members > score_held + 20, (score_members, score_held)

@@ -1,0 +1,72 @@
+import copy
+
+import pytest
+import torch
+
+from mu_core import data as D, methods as M, models, train
+
+
+def n_params(m):
+    return sum(p.numel() for p in m.parameters())
+
+
+def test_resnet18_is_the_reference_architecture():
+    net = models.build({"arch": "resnet18"}, 100, (3, 32, 32), seed=0)
+    assert abs(n_params(net) - 11.22e6) < 0.02e6  # about 11.2 M with 100 classes
+    stem = net.conv1[0]
+    assert (stem.kernel_size, stem.stride, stem.padding, stem.bias) == ((3, 3), (1, 1), (1, 1), None)
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in net.modules())
+    assert [net.layer1[0].residual[0].stride, net.layer2[0].residual[0].stride,
+            net.layer3[0].residual[0].stride, net.layer4[0].residual[0].stride] == [(1, 1), (2, 2), (2, 2), (2, 2)]
+    assert net.fc.in_features == 512 and isinstance(net.avgpool, torch.nn.AdaptiveAvgPool2d)
+    assert net(torch.zeros(2, 3, 32, 32)).shape == (2, 100)
+
+
+def test_reference_retrain_reset_touches_only_fc():
+    net = models.build({"arch": "resnet18", "width": 8}, 20, (3, 32, 32), seed=0)
+    before = copy.deepcopy(net.state_dict())
+    torch.manual_seed(123)
+    for child in net.children():  # what methods.retrain does in reference mode
+        if hasattr(child, "reset_parameters"):
+            child.reset_parameters()
+    changed = {k for k, v in net.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed == {"fc.weight", "fc.bias"}
+
+
+def test_lr_schedule_warmup_then_steps():
+    r = {"lr": 0.1, "warmup_epochs": 1, "milestones": [3, 5], "gamma": 0.2}
+    assert train.lr_at(r, 1, 0, 10) == 0.0
+    assert train.lr_at(r, 1, 5, 10) == pytest.approx(0.05)
+    assert train.lr_at(r, 2, 0, 10) == pytest.approx(0.1)
+    assert train.lr_at(r, 3, 0, 10) == pytest.approx(0.02)
+    assert train.lr_at(r, 5, 7, 10) == pytest.approx(0.004)
+
+
+def test_augment_is_seeded_and_shape_preserving():
+    x = torch.rand(8, 3, 32, 32)
+    a = train.augment(x, torch.Generator().manual_seed(1), crop_pad=4, flip=True, rotate=15)
+    b = train.augment(x, torch.Generator().manual_seed(1), crop_pad=4, flip=True, rotate=15)
+    c = train.augment(x, torch.Generator().manual_seed(2), crop_pad=4, flip=True, rotate=15)
+    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, c)
+    # a crop with zero offset of the padded image is the identity's shift: check one offset by hand
+    g = torch.Generator().manual_seed(0)
+    y = train.augment(x, g, crop_pad=2)
+    g = torch.Generator().manual_seed(0)
+    dy, dx = torch.randint(0, 5, (8,), generator=g), torch.randint(0, 5, (8,), generator=g)
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    assert torch.equal(y[3], padded[3, :, dy[3]:dy[3] + 32, dx[3]:dx[3] + 32])
+
+
+def _train(seed, data):
+    net = models.build({"arch": "mlp", "hidden": 16}, 10, (1, 7, 7), seed)
+    recipe = {"epochs": 2, "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "batch": 64,
+              "warmup_epochs": 1, "milestones": [], "augment": {"crop_pad": 1}}
+    return train.fit(net, data.train_x, data.train_fine, recipe, torch.Generator().manual_seed(seed), data)
+
+
+def test_same_training_seed_same_weights_different_seed_different():
+    data = D.load({"source": "mnist5k", "image_size": 7})
+    a, b, c = _train(1, data), _train(1, data), _train(2, data)
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k])
+    assert not torch.equal(a.state_dict()["fc.weight"], c.state_dict()["fc.weight"])
