@@ -1,0 +1,285 @@
+"""The statistics of seeds: from ``results.csv`` to the quantities of the paper and beyond.
+
+Symbols as in the book's notation page: Z the metric, S the training seed, I training seeds,
+J unlearning seeds per training seed; sigma_b^2 = var E(Z|S) (between training seeds) and
+sigma_w^2 = E var(Z|S) (within a training seed); V_A(s) = var(Z | S = s); V_B = var Z.
+
+Every function takes plain arrays or the results table, and refuses malformed input with a
+``ConfigError`` that says what is wrong.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from .errors import ConfigError
+
+METRICS = ("retain_acc", "forget_acc", "test_acc", "mia")
+KEYS = ("dataset", "setting", "target", "method")
+
+
+def _require(table: pd.DataFrame, columns) -> None:
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ConfigError(f"the results table lacks the columns {missing}; it needs {list(columns)}")
+
+
+# --- the 2-Wasserstein distance ------------------------------------------------------------
+
+def w2(x, y) -> float:
+    """Exact 2-Wasserstein distance between the empirical distributions of x and y (1-D).
+
+    W2(x, y)^2 = integral_0^1 (F_x^{-1}(u) - F_y^{-1}(u))^2 du, with F^{-1} the empirical
+    quantile functions (step functions). For equal sizes this is the mean squared difference of
+    the sorted samples. (``scipy.stats.wasserstein_distance`` is W1, not this.)
+    """
+    xs, ys = np.sort(np.asarray(x, float)), np.sort(np.asarray(y, float))
+    n, m = len(xs), len(ys)
+    if n == 0 or m == 0:
+        raise ConfigError("w2 needs two non-empty samples")
+    if n == m:
+        return float(np.sqrt(np.mean((xs - ys) ** 2)))
+    # the quantile functions are constant between the breakpoints i/n and j/m
+    breaks = np.union1d(np.arange(1, n + 1) / n, np.arange(1, m + 1) / m)
+    widths = np.diff(np.r_[0.0, breaks])
+    mid = breaks - widths / 2
+    ix = np.minimum((mid * n).astype(int), n - 1)
+    iy = np.minimum((mid * m).astype(int), m - 1)
+    return float(np.sqrt(np.sum(widths * (xs[ix] - ys[iy]) ** 2)))
+
+
+# --- tables to arrays ----------------------------------------------------------------------
+
+def grid_matrix(table: pd.DataFrame, method: str, setting_key: str, target, metric: str) -> np.ndarray:
+    """The I x J matrix Z[i, j] of one method, setting, target and metric from the grid design.
+
+    Row i is training seed s_t = i (ascending); its columns are that seed's unlearning seeds in
+    ascending order.
+    """
+    _require(table, ["design", *KEYS, "train_seed", "unlearn_seed", metric])
+    ds, setting = setting_key.split("/")
+    t = table[(table.design == "grid") & (table.method == method) & (table.dataset == ds)
+              & (table.setting == setting) & (table.target.astype(str) == str(target))]
+    if t.empty:
+        raise ConfigError(f"no grid rows for method {method!r}, {setting_key}, target {target!r}")
+    rows = [g.sort_values("unlearn_seed")[metric].to_numpy(float) for _, g in t.groupby("train_seed")]
+    if len({len(r) for r in rows}) != 1:
+        raise ConfigError("the grid is unbalanced: every training seed needs the same number of unlearning seeds")
+    return np.vstack(rows)
+
+
+def protocols(table: pd.DataFrame, method: str, setting_key: str, target, metric: str):
+    """The paper design's two samples (A, B) for one method, setting, target and metric."""
+    _require(table, ["design", "protocol", *KEYS, metric])
+    ds, setting = setting_key.split("/")
+    t = table[(table.design == "paper") & (table.method == method) & (table.dataset == ds)
+              & (table.setting == setting) & (table.target.astype(str) == str(target))]
+    return (t[t.protocol == "A"][metric].to_numpy(float), t[t.protocol == "B"][metric].to_numpy(float))
+
+
+def paper_w2(table: pd.DataFrame, metrics=("retain_acc", "forget_acc")) -> pd.DataFrame:
+    """W2(A, B) for every method, setting, target and metric of the paper design (Figure 2)."""
+    _require(table, ["design", "protocol", *KEYS, *metrics])
+    out = []
+    t = table[table.design == "paper"]
+    for (ds, setting, target, method), g in t.groupby(list(KEYS)):
+        for metric in metrics:
+            a, b = g[g.protocol == "A"][metric], g[g.protocol == "B"][metric]
+            if len(a) and len(b):
+                out.append(dict(dataset=ds, setting=setting, target=target, method=method,
+                                metric=metric, w2=w2(a, b)))
+    return pd.DataFrame(out)
+
+
+# --- protocol instances from a full grid ---------------------------------------------------
+
+def b_instance(Z: np.ndarray, rng=None, exclude=None) -> np.ndarray:
+    """One B instance: every training seed (but ``exclude``) with one unlearning seed.
+
+    rng None: the paper's matched choice, the first unlearning seed of each training seed;
+    otherwise a column chosen at random per training seed.
+    """
+    rows = [i for i in range(Z.shape[0]) if i != exclude]
+    cols = np.zeros(len(rows), int) if rng is None else rng.integers(0, Z.shape[1], len(rows))
+    return Z[rows, cols]
+
+
+def w2_instances(Z: np.ndarray, n_b: int = 200, seed: int = 0, independent: bool = True) -> np.ndarray:
+    """W2(A_i, B_k) for every A instance i (row i of Z) against n_b random B instances.
+
+    With ``independent`` each B instance leaves out A's training seed, as the paper's protocols
+    used disjoint training seeds. Returns an array of shape (I, n_b).
+    """
+    I = Z.shape[0]
+    if I < 2 + independent:
+        raise ConfigError(f"w2_instances needs at least {2 + independent} training seeds, got {I}")
+    rng = np.random.default_rng(seed)
+    return np.array([[w2(Z[i], b_instance(Z, rng, i if independent else None)) for _ in range(n_b)]
+                     for i in range(I)])
+
+
+# --- variance components -------------------------------------------------------------------
+
+def _check_grid(Z: np.ndarray, need_j: int = 1) -> np.ndarray:
+    Z = np.asarray(Z, float)
+    if Z.ndim != 2 or Z.shape[0] < 2:
+        raise ConfigError(f"variance components need at least two training seeds (rows); got shape {Z.shape}")
+    if Z.shape[1] < need_j:
+        raise ConfigError(f"this needs at least {need_j} unlearning seeds per training seed; got {Z.shape[1]}")
+    return Z
+
+
+def _row_var(Z: np.ndarray) -> np.ndarray:
+    """Sample variance of each row; exactly 0 for a constant row (no float residue)."""
+    return np.where(np.ptp(Z, axis=1) == 0, 0.0, Z.var(1, ddof=1))
+
+
+def anova(Z) -> dict:
+    """Balanced one-way ANOVA estimates of sigma_b^2 and sigma_w^2 from an I x J grid.
+
+    MSB = J * sum_i (mean_i - mean)^2 / (I - 1),  MSW = sum_ij (Z_ij - mean_i)^2 / (I (J - 1)),
+    sigma_w^2 = MSW,  sigma_b^2 = max(0, (MSB - MSW) / J)  (truncated at zero).
+    """
+    Z = _check_grid(Z, 2)
+    I, J = Z.shape
+    msb = J * Z.mean(1).var(ddof=1)
+    msw = _row_var(Z).mean()
+    return {"sigma_b2": max(0.0, (msb - msw) / J), "sigma_w2": float(msw), "msb": float(msb),
+            "msw": float(msw), "I": I, "J": J}
+
+
+def reml(Z) -> dict:
+    """REML estimates of sigma_b^2 and sigma_w^2: statsmodels MixedLM, training seed as group.
+
+    With no within-seed variance (a deterministic method) the likelihood is degenerate; the
+    ANOVA values (sigma_w^2 = 0) are returned, flagged ``degenerate``.
+    """
+    import warnings
+    from statsmodels.regression.mixed_linear_model import MixedLM
+    Z = _check_grid(Z, 2)
+    I, J = Z.shape
+    a = anova(Z)
+    if a["msw"] <= 1e-12 * max(1.0, a["msb"]):
+        return {"sigma_b2": a["msb"] / J, "sigma_w2": 0.0, "degenerate": True}
+    groups = np.repeat(np.arange(I), J)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = MixedLM(Z.ravel(), np.ones((I * J, 1)), groups).fit(reml=True)
+    return {"sigma_b2": float(np.asarray(fit.cov_re)[0, 0]), "sigma_w2": float(fit.scale), "degenerate": False}
+
+
+def icc(Z, level: float = 0.95) -> dict:
+    """Intraclass correlation rho = sigma_b^2 / (sigma_b^2 + sigma_w^2) with its exact F interval.
+
+    F = MSB / MSW has (F / F_0) ~ F(I - 1, I(J - 1)), F_0 = 1 + J sigma_b^2 / sigma_w^2, which
+    gives the interval [(F_L - 1) / (F_L + J - 1), (F_U - 1) / (F_U + J - 1)] with
+    F_L = F / q_{1 - a/2}, F_U = F / q_{a/2}, clipped to [0, 1].
+    """
+    a = anova(Z)
+    I, J = a["I"], a["J"]
+    tot = a["sigma_b2"] + a["sigma_w2"]
+    rho = a["sigma_b2"] / tot if tot > 0 else float("nan")
+    if a["msw"] == 0:
+        return {"icc": 1.0 if a["msb"] > 0 else float("nan"), "lo": 1.0, "hi": 1.0}
+    F = a["msb"] / a["msw"]
+    d1, d2, alpha = I - 1, I * (J - 1), 1 - level
+    fl, fu = F / sps.f.ppf(1 - alpha / 2, d1, d2), F / sps.f.ppf(alpha / 2, d1, d2)
+    lo, hi = (fl - 1) / (fl + J - 1), (fu - 1) / (fu + J - 1)
+    return {"icc": rho, "lo": float(np.clip(lo, 0, 1)), "hi": float(np.clip(hi, 0, 1))}
+
+
+def v_a(Z) -> np.ndarray:
+    """V_A(s_i) for every training seed: the sample variance of row i (what protocol A reports)."""
+    return _row_var(_check_grid(Z, 2))
+
+
+def components(Z) -> dict:
+    """Everything of equation (2) for one grid: components, ICC, V_A(s_i) beside V_B."""
+    a, r, c, va = anova(Z), reml(Z), icc(Z), v_a(Z)
+    return {"mean": float(np.mean(Z)), "sigma_b2": a["sigma_b2"], "sigma_w2": a["sigma_w2"],
+            "sigma_b2_reml": r["sigma_b2"], "sigma_w2_reml": r["sigma_w2"],
+            "icc": c["icc"], "icc_lo": c["lo"], "icc_hi": c["hi"],
+            "V_B": a["sigma_b2"] + a["sigma_w2"], "V_A_min": float(va.min()),
+            "V_A_max": float(va.max()), "V_A_mean": float(va.mean()),
+            "A_overstates": float(np.mean(va > a["sigma_b2"] + a["sigma_w2"]))}
+
+
+def components_table(table: pd.DataFrame, metrics=("retain_acc", "forget_acc")) -> pd.DataFrame:
+    """``components`` for every method, setting, target and metric of the grid design with J >= 2."""
+    _require(table, ["design", *KEYS, "train_seed", "unlearn_seed", *metrics])
+    out = []
+    g = table[table.design == "grid"]
+    for (ds, setting, target, method), _ in g.groupby(list(KEYS)):
+        for metric in metrics:
+            Z = grid_matrix(table, method, f"{ds}/{setting}", target, metric)
+            if Z.shape[1] >= 2:
+                out.append(dict(dataset=ds, setting=setting, target=target, method=method, metric=metric,
+                                I=Z.shape[0], J=Z.shape[1], **components(Z)))
+    return pd.DataFrame(out)
+
+
+# --- uncertainty ---------------------------------------------------------------------------
+
+def bootstrap(Z, statistic, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
+    """Percentile bootstrap CI of ``statistic(Z)`` resampling training seeds (rows of Z).
+
+    The training seed is the unit of replication: rows are drawn with replacement, each keeping
+    all its unlearning seeds.
+    """
+    Z = np.asarray(Z, float)
+    if Z.ndim != 2 or Z.shape[0] < 2:
+        raise ConfigError(f"bootstrap needs at least two training seeds (rows); got shape {Z.shape}")
+    rng = np.random.default_rng(seed)
+    reps = np.array([statistic(Z[rng.integers(0, Z.shape[0], Z.shape[0])]) for _ in range(n_boot)])
+    a = (1 - level) / 2
+    return {"estimate": float(statistic(Z)), "lo": float(np.nanquantile(reps, a)),
+            "hi": float(np.nanquantile(reps, 1 - a))}
+
+
+# --- how many seeds --------------------------------------------------------------------------
+
+def allocation(sigma_b2: float, sigma_w2: float, c_train: float, c_unlearn: float, budget: float) -> dict:
+    """Split a compute budget between I training and J unlearning seeds.
+
+    The grand mean of an I x J grid has variance sigma_b^2 / I + sigma_w^2 / (I J) and costs
+    I (c_train + J c_unlearn). The continuous optimum is the classic two-stage design
+    J* = sqrt(c_train sigma_w^2 / (c_unlearn sigma_b^2)); over integers, every J from 1 to the
+    largest affordable is tried with I = floor(budget / (c_train + J c_unlearn)), which is
+    exact. Protocol A with the same budget: I = 1 and all the rest on J, variance
+    sigma_b^2 + sigma_w^2 / J. A deterministic method (sigma_w^2 = 0) gets J* = 1.
+    """
+    if min(c_train, c_unlearn) <= 0 or min(sigma_b2, sigma_w2) < 0:
+        raise ConfigError("allocation needs positive costs and non-negative variance components")
+    if budget < c_train + c_unlearn:
+        raise ConfigError(f"budget {budget} cannot buy one training and one unlearning run "
+                          f"({c_train + c_unlearn})")
+    var = lambda I, J: sigma_b2 / I + sigma_w2 / (I * J)
+    j_max = int((budget - c_train) // c_unlearn)
+    best = None
+    for J in range(1, j_max + 1):
+        I = int(budget // (c_train + J * c_unlearn))
+        if I >= 1 and (best is None or var(I, J) < best[2] - 1e-15):
+            best = (I, J, var(I, J))
+    j_star = float("inf") if sigma_b2 == 0 and sigma_w2 > 0 else (
+        1.0 if sigma_w2 == 0 else float(np.sqrt(c_train * sigma_w2 / (c_unlearn * sigma_b2))))
+    I, J, v = best
+    return {"I": I, "J": J, "variance": v, "J_star_continuous": j_star,
+            "A_J": j_max, "A_variance": var(1, j_max), "gain": var(1, j_max) / v if v > 0 else float("inf")}
+
+
+# --- rank flips ------------------------------------------------------------------------------
+
+def rank_flip(Z1, Z2) -> float:
+    """P(protocol A orders two methods' mean metric the other way from the full grid).
+
+    Both grids share their original models (row i is training seed i for both). The estimate is
+    the fraction of A instances (training seeds) whose within-seed means order the methods
+    opposite to the grand means; ties count as half.
+    """
+    Z1, Z2 = np.asarray(Z1, float), np.asarray(Z2, float)
+    if Z1.shape[0] != Z2.shape[0] or Z1.shape[0] < 2:
+        raise ConfigError("rank_flip needs two grids over the same (at least two) training seeds")
+    full = np.sign(Z1.mean() - Z2.mean())
+    per_seed = np.sign(Z1.mean(1) - Z2.mean(1))
+    return float(np.mean(np.where(per_seed == 0, 0.5, per_seed != full)))
