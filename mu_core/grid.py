@@ -198,8 +198,10 @@ def original_model(spec: dict, run_dir: str, data: D.Data, device, progress=True
         # quirk (reference): the epoch with the best test accuracy is kept (test-set selection)
         select = lambda m: metrics.accuracy(metrics.logits(m, data.test_x, data), y_test, "reference")
     gen = torch.Generator().manual_seed(spec["train_seed"])  # data order and augmentation
+    t0 = time.perf_counter()
     train.fit(model, data.train_x, y_train, spec["recipe"], gen, data, select=select,
               progress=f"train {ds} s_t={spec['train_seed']}" if progress else None)
+    save_json(path[:-3] + ".json", {"train_seconds": time.perf_counter() - t0, "device": str(device)})
     save_model(path, model)
     return model, True
 
@@ -305,7 +307,9 @@ def train_all(profile: str | dict, run_dir: str, overrides=(), progress: bool = 
         model, trained = original_model(ts, run_dir, data, device, progress)
         _, y_test = D.labels(data, ts["dataset"])
         acc = metrics.accuracy(metrics.logits(model, data.test_x, data), y_test, prof["mode"])
-        out.append(dict(dataset=ts["dataset"], train_seed=ts["train_seed"], test_acc=acc, trained_now=trained))
+        info = load_json(os.path.join(run_dir, "models", ts["key"] + ".json")) or {}
+        out.append(dict(dataset=ts["dataset"], train_seed=ts["train_seed"], test_acc=acc,
+                        train_seconds=info.get("train_seconds"), trained_now=trained))
     return pd.DataFrame(out).sort_values(["dataset", "train_seed"]).reset_index(drop=True)
 
 

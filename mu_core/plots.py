@@ -63,3 +63,80 @@ def ab_boxplot(table: pd.DataFrame, setting_key: str, target: str, metrics=("for
     fig.legend(handles, labels, loc="lower center", ncol=2, bbox_to_anchor=(0.5, -0.08), frameon=False)
     fig.tight_layout()
     return fig
+
+
+def w2_boxes(w2table: pd.DataFrame, settings=None):
+    """The paper's Figure 2: W2(A, B) over forget targets, per method; rows = settings,
+    columns = retain / forget set."""
+    style()
+    t = w2table.assign(key=w2table.dataset + "/" + w2table.setting)
+    settings = settings or sorted(t.key.unique())
+    metrics = [m for m in ("retain_acc", "forget_acc") if m in set(t.metric)]
+    methods = [m for m in METHOD_ORDER if m in set(t.method)]
+    fig, axes = plt.subplots(len(settings), len(metrics), figsize=(5 * len(metrics), 2.8 * len(settings)),
+                             squeeze=False, sharey="row")
+    for r, key in enumerate(settings):
+        for c, metric in enumerate(metrics):
+            ax = axes[r][c]
+            d = t[(t.key == key) & (t.metric == metric)]
+            sns.boxplot(data=d, x="method", y="w2", order=methods, ax=ax, whis=(0, 100),
+                        color=sns.color_palette("colorblind")[2], fliersize=0)
+            sns.stripplot(data=d, x="method", y="w2", order=methods, ax=ax, color="black", size=3)
+            ax.set_xlabel("")
+            ax.set_ylabel(f"{key}\nW2(A, B) (% points)" if c == 0 else "")
+            ax.set_title(METRIC_LABELS[metric].replace(" (%)", "") if r == 0 else "")
+            ax.tick_params(axis="x", rotation=30, labelbottom=(r == len(settings) - 1))
+    fig.tight_layout()
+    return fig
+
+
+def components_bars(comp: pd.DataFrame, metric: str = "forget_acc"):
+    """Between-seed (sigma_b^2) and within-seed (sigma_w^2) variance per method and setting."""
+    style()
+    t = comp[comp.metric == metric].assign(key=lambda d: d.dataset + "/" + d.setting + " " + d.target.astype(str))
+    long = t.melt(id_vars=["key", "method"], value_vars=["sigma_b2", "sigma_w2"], var_name="component",
+                  value_name="variance")
+    long["component"] = long.component.map({"sigma_b2": "training seed: var E(Z|S)",
+                                            "sigma_w2": "unlearning seed: E var(Z|S)"})
+    methods = [m for m in METHOD_ORDER if m in set(t.method)]
+    g = sns.catplot(data=long, x="method", y="variance", hue="component", col="key", kind="bar",
+                    order=methods, height=3.4, aspect=1.25, sharey=False)
+    g.set_axis_labels("", f"variance of {METRIC_LABELS[metric].split(' (')[0]} (%²)")
+    g.set_titles("{col_name}")
+    for ax in g.axes.flat:
+        ax.tick_params(axis="x", rotation=30)
+    sns.move_legend(g, "lower center", bbox_to_anchor=(0.5, -0.08), ncol=2, title=None, frameon=False)
+    return g.figure
+
+
+def instances_boxes(w2inst: pd.DataFrame):
+    """Distribution of W2(A_i, B_k) over many A and B instances, per method (beyond the paper)."""
+    style()
+    methods = [m for m in METHOD_ORDER if m in set(w2inst.method)]
+    g = sns.catplot(data=w2inst, x="method", y="w2", col="key", row="metric", kind="box", order=methods,
+                    whis=(0, 100), fliersize=0, height=3.0, aspect=1.4, sharey=False,
+                    color=sns.color_palette("colorblind")[4])
+    g.set_axis_labels("", "W2(A, B) (% points)")
+    g.set_titles("{row_name} | {col_name}")
+    for ax in g.axes.flat:
+        ax.tick_params(axis="x", rotation=30)
+    return g.figure
+
+
+def simulation_figure(a_values, b_values, v_a, v_b):
+    """Teaching figure: one A sample and one B sample from a simulated nested study."""
+    style()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    d = pd.DataFrame({"Z": list(a_values) + list(b_values),
+                      "protocol": [PROTOCOL_LABELS["A"]] * len(a_values) + [PROTOCOL_LABELS["B"]] * len(b_values)})
+    sns.stripplot(data=d, x="protocol", y="Z", ax=axes[0], size=5, jitter=0.15)
+    axes[0].set_xlabel("")
+    axes[0].set_ylabel("metric Z (%)")
+    axes[0].set_xticks(axes[0].get_xticks(), ["A: one training seed", "B: many training seeds"])
+    axes[1].hist(v_a, bins=30, color=sns.color_palette("colorblind")[0], alpha=0.8, label="V_A(s) over training seeds s")
+    axes[1].axvline(v_b, color="black", lw=2, label="V_B = var Z")
+    axes[1].set_xlabel("variance (%²)")
+    axes[1].set_ylabel("count")
+    axes[1].legend(frameon=False)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,154 @@
+"""The notebooks run under papermill (smoke profile) and the book builds offline with -W.
+
+One module-scoped build in a temporary copy of the book sources serves every test here.
+"""
+import functools
+import glob
+import http.server
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.dirname(sys.executable)
+NOTEBOOKS = sorted(os.path.basename(p)[:-6] for p in glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory):
+    import mathjax
+    import papermill as pm
+    src = tmp_path_factory.mktemp("book")
+    for f in ("_config.yml", "_toc.yml"):
+        shutil.copy(os.path.join(ROOT, f), src)
+    shutil.copytree(os.path.join(ROOT, "book"), src / "book",
+                    ignore=shutil.ignore_patterns("executed", "_extra"))
+    shutil.copytree(os.path.join(os.path.dirname(mathjax.__file__), "static", "mathjax", "es5"),
+                    src / "book" / "_extra" / "mathjax")
+    (src / "book" / "executed").mkdir()
+    for nb in NOTEBOOKS:
+        pm.execute_notebook(os.path.join(ROOT, "notebooks", nb + ".ipynb"), str(src / "book" / "executed" / (nb + ".ipynb")),
+                            parameters={"profile": "smoke", "run_dir": str(src / "runs" / "smoke")},
+                            cwd=str(src), progress_bar=False, kernel_name="python3")
+    proc = subprocess.run([os.path.join(BIN, "jupyter-book"), "build", str(src), "-W", "-n", "--keep-going"],
+                          capture_output=True, text=True)
+    return src, proc
+
+
+def test_every_notebook_ran_under_papermill_with_smoke(book):
+    src, _ = book
+    for nb in NOTEBOOKS:
+        cells = json.load(open(src / "book" / "executed" / (nb + ".ipynb")))["cells"]
+        outs = [o for c in cells if c["cell_type"] == "code" for o in c.get("outputs", [])]
+        assert not [o for o in outs if o.get("output_type") == "error"], nb
+        tags = [c.get("metadata", {}).get("tags", []) for c in cells]
+        assert ["parameters"] in tags and ["injected-parameters"] in tags, nb
+
+
+def test_book_builds_with_warnings_as_errors(book):
+    src, proc = book
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (src / "_build" / "html" / "index.html").exists()
+
+
+def _glued(nb_path):
+    """{key: mime bundle} of every glued output of an executed notebook."""
+    out = {}
+    for c in json.load(open(nb_path))["cells"]:
+        for o in c.get("outputs", []):
+            key = o.get("metadata", {}).get("scrapbook", {}).get("name")
+            if key:
+                out[key] = o.get("data", {})
+    return out
+
+
+def test_glued_figures_are_images_in_the_built_book(book):
+    src, proc = book
+    assert proc.returncode == 0
+    n_figures = 0
+    for nb in NOTEBOOKS:
+        glued = _glued(src / "book" / "executed" / (nb + ".ipynb"))
+        md = "".join("".join(c["source"]) for c in json.load(open(src / "book" / "executed" / (nb + ".ipynb")))["cells"]
+                     if c["cell_type"] == "markdown")
+        figures = re.findall(r"\{glue:figure\} (\w+)", md)
+        for key in figures:
+            assert "image/png" in glued[key], f"{nb}: glued figure {key!r} is not an image"
+        html = open(src / "_build" / "html" / "book" / "executed" / (nb + ".html")).read()
+        imgs = re.findall(r"<img [^>]*src=\"([^\"]+)\"", html)
+        assert len(imgs) >= len(figures), nb
+        for rel in imgs:
+            assert (src / "_build" / "html" / "book" / "executed" / rel).resolve().exists(), rel
+        n_figures += len(figures)
+    assert n_figures >= 7
+
+
+def test_no_page_loads_anything_from_the_network(book):
+    src, _ = book
+    html_dir = src / "_build" / "html"
+    pattern = re.compile(r"<(script|link)[^>]*(src|href)=\"(https?:)?//", re.I)
+    for page in html_dir.rglob("*.html"):
+        text = page.read_text(errors="ignore")
+        for m in pattern.finditer(text):
+            tag = text[m.start():text.index(">", m.start()) + 1]
+            assert 'rel="stylesheet"' not in tag and "<script" not in tag.lower() and "preload" not in tag, (page, tag)
+    for css in html_dir.rglob("*.css"):
+        assert not re.search(r"url\(\s*['\"]?(https?:)?//", css.read_text(errors="ignore")), css
+
+
+def _chromium():
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        subprocess.run(["apt-get", "update"], capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "chromium"], capture_output=True)
+        exe = shutil.which("chromium")
+    if exe is None:
+        pytest.fail("headless Chromium is needed and could not be installed with apt-get")
+    return exe
+
+
+CHECK = """<!doctype html><html><body><pre id="out">pending</pre>
+<iframe id="f" src="%s" width="1200" height="900"></iframe>
+<script>
+document.getElementById('f').addEventListener('load', function () {
+  setTimeout(function () {
+    var d = document.getElementById('f').contentDocument;
+    var imgs = Array.from(d.querySelectorAll('img'));
+    document.getElementById('out').textContent = JSON.stringify({
+      math: d.querySelectorAll('mjx-container').length,
+      images: imgs.length,
+      shown: imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length});
+  }, 3000);
+});
+</script></body></html>"""
+
+
+@pytest.mark.parametrize("page,needs_math,min_images", [
+    ("book/derivation.html", True, 0), ("book/executed/03_figure1.html", False, 2),
+    ("book/executed/04_figure2.html", False, 1), ("book/executed/05_beyond.html", False, 2)])
+def test_chromium_offline_typesets_math_and_shows_figures(book, page, needs_math, min_images):
+    src, proc = book
+    assert proc.returncode == 0
+    exe = _chromium()
+    html = src / "_build" / "html"
+    (html / "check.html").write_text(CHECK % ("/" + page))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(html))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        out = subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                              "--disable-component-update", "--no-first-run", "--virtual-time-budget=8000",
+                              f"--user-data-dir={src / 'chrome-profile'}", "--dump-dom",
+                              f"http://127.0.0.1:{server.server_port}/check.html"],
+                             capture_output=True, text=True, timeout=120).stdout
+    finally:
+        server.shutdown()
+    result = json.loads(re.search(r'<pre id="out">(.*?)</pre>', out, re.S).group(1))
+    if needs_math:
+        assert result["math"] > 5, result
+    assert result["images"] >= min_images and result["shown"] == result["images"], result
