@@ -29,7 +29,9 @@ def main(argv=None):
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"{len(table)} rows written to {args.run_dir}/results.csv")
+    c = table.attrs.get("computed", {})
+    print(f"{len(table)} rows written to {args.run_dir}/results.csv "
+          f"(computed now: {c.get('trained', 0)} models, {c.get('jobs', 0)} jobs)")
     return 0
 
 

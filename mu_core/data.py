@@ -228,6 +228,13 @@ def make_split(data: Data, dataset: str, setting: str, target) -> Split:
 
 
 def normalise(x: torch.Tensor, data: Data) -> torch.Tensor:
-    mean = torch.tensor(data.mean, device=x.device).view(1, -1, 1, 1)
-    std = torch.tensor(data.std, device=x.device).view(1, -1, 1, 1)
+    """(x - mean) / std per channel."""
+    key = (data.mean, data.std, x.device)
+    if key not in _NORM:
+        _NORM[key] = (torch.tensor(data.mean, device=x.device).view(1, -1, 1, 1),
+                      torch.tensor(data.std, device=x.device).view(1, -1, 1, 1))
+    mean, std = _NORM[key]
     return (x - mean) / std
+
+
+_NORM: dict = {}

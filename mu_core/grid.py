@@ -133,7 +133,7 @@ def save_json(path: str, payload: dict) -> None:
     _atomic_write(path, lambda f: f.write(blob.encode()))
 
 
-def load_json(path: str):
+def load_json(path: str, quiet: bool = False):
     """The payload, or None when missing; a damaged file is reported and treated as missing."""
     if not os.path.exists(path):
         return None
@@ -144,7 +144,8 @@ def load_json(path: str):
             raise ValueError("checksum mismatch")
         return blob["payload"]
     except (ValueError, KeyError, TypeError) as err:
-        warnings.warn(f"damaged cache file {path} ({err}): recomputing it")
+        if not quiet:
+            warnings.warn(f"damaged cache file {path} ({err}): recomputing it")
         return None
 
 
@@ -168,7 +169,11 @@ def load_model_state(path: str):
             warnings.warn(f"damaged checkpoint {path} (checksum mismatch): retraining it")
             return None
     import io
-    return torch.load(io.BytesIO(body), weights_only=True)
+    try:  # weights only: nothing in a run folder is ever unpickled as code
+        return torch.load(io.BytesIO(body), weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any refusal means: do not use this file
+        warnings.warn(f"checkpoint {path} cannot be loaded as plain weights ({type(err).__name__}): retraining it")
+        return None
 
 
 # --- execution -----------------------------------------------------------------------------
@@ -181,17 +186,65 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+class _Lock:
+    """An exclusive lock on ``path`` (fcntl.flock): held while one process computes one item.
+
+    The kernel releases it when the holder dies, even by kill -9, so a crashed run never
+    leaves a stale lock; a second run that wants the same item waits, then finds it done.
+    """
+    def __init__(self, path):
+        self.path = path
+
+    def __enter__(self):
+        import fcntl
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        import fcntl
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+
+
+def _setup(prof: dict, device) -> None:
+    """Per-process settings every task applies first.
+
+    CPU jobs run single-threaded: results then do not depend on the executor or on how many
+    jobs share the machine (parallelism comes from processes), and two torch processes never
+    oversubscribe the cores (which slowed a 2-core run about 30-fold). ``deterministic``
+    (the reference seeded cuDNN deterministic with benchmarking off) enforces deterministic
+    GPU kernels.
+    """
+    if device.type == "cpu" and torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+    if prof.get("deterministic"):
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+        torch.use_deterministic_algorithms(True, warn_only=False)
+
+
 def original_model(spec: dict, run_dir: str, data: D.Data, device, progress=True):
     """The trained original model M_o of ``spec``, from the store or trained now (and stored)."""
     ds = spec["dataset"]
-    n_classes = D.NUM_CLASSES[ds]
     in_shape = tuple(data.train_x.shape[1:])
-    model = models.build(spec["model"], n_classes, in_shape, spec["train_seed"]).to(device)
+    model = models.build(spec["model"], D.NUM_CLASSES[ds], in_shape, spec["train_seed"]).to(device)
     path = os.path.join(run_dir, "models", spec["key"] + ".pt")
     state = load_model_state(path)
-    if state is not None:
-        model.load_state_dict(state)
-        return model, False
+    if state is None:
+        with _Lock(path + ".lock"):
+            state = load_model_state(path)  # another process may have trained it meanwhile
+            if state is None:
+                _train(model, spec, path, data, device, progress)
+                return model, True
+    model.load_state_dict(state)
+    return model, False
+
+
+def _train(model, spec, path, data, device, progress):
+    ds = spec["dataset"]
     y_train, y_test = D.labels(data, ds)
     select = None
     if spec["select_on_test"]:
@@ -203,13 +256,30 @@ def original_model(spec: dict, run_dir: str, data: D.Data, device, progress=True
               progress=f"train {ds} s_t={spec['train_seed']}" if progress else None)
     save_json(path[:-3] + ".json", {"train_seconds": time.perf_counter() - t0, "device": str(device)})
     save_model(path, model)
-    return model, True
 
 
-def run_group(prof: dict, run_dir: str, tspec: dict, jobs: list[dict], progress=None) -> dict:
-    """Train (or load) one original model and run its pending unlearning jobs. Returns counts."""
+def _data_on(prof, device):
+    data = D.load(prof["data"])
+    return data.to(device) if device.type != "cpu" else data
+
+
+def ensure_trained(prof: dict, run_dir: str, tspec: dict) -> int:
+    """Task: train (or find) one original model. Returns 1 if it was trained now."""
     device = resolve_device(prof["device"])
-    data = D.load(prof["data"]).to(device) if device.type != "cpu" else D.load(prof["data"])
+    _setup(prof, device)
+    return int(original_model(tspec, run_dir, _data_on(prof, device), device, False)[1])
+
+
+def run_group(prof: dict, run_dir: str, tspec: dict, jobs: list[dict], progress=None, *deps) -> dict:
+    """Task: run unlearning jobs of one original model (training it first if needed).
+
+    Each job is computed under its own lock and stored atomically; a job whose result is
+    already stored is skipped. ``deps`` only orders tasks (an unlearning task waits for its
+    training task). Returns counts of what was computed here.
+    """
+    device = resolve_device(prof["device"])
+    _setup(prof, device)
+    data = _data_on(prof, device)
     model, trained = original_model(tspec, run_dir, data, device, progress is not None)
     memo, splits = {}, {}
     base = {"mode": prof["mode"], "train": tspec["recipe"], "model_cfg": prof["model"], "memo": memo}
@@ -217,26 +287,41 @@ def run_group(prof: dict, run_dir: str, tspec: dict, jobs: list[dict], progress=
     for job in jobs:
         path = os.path.join(run_dir, "jobs", job["key"] + ".json")
         if load_json(path) is None:
-            st = (job["setting"], job["target"])
-            if st not in splits:
-                splits[st] = D.make_split(data, tspec["dataset"], *st)
-            split = splits[st]
-            p = {**copy.deepcopy(job["params"]), **base, "dataset": tspec["dataset"], "setting": job["setting"]}
-            gen = torch.Generator().manual_seed(job["unlearn_seed"] or 0)
-            m = copy.deepcopy(model)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            m = M.METHODS[job["method"]](m, split, p, gen)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            seconds = time.perf_counter() - t0
-            row = metrics.evaluate(m, split, prof["mode"], prof["eval"]["batch"])
-            save_json(path, {**row, "method_seconds": seconds})
-            done += 1
+            with _Lock(os.path.join(run_dir, "locks", job["key"])):
+                if load_json(path, quiet=True) is None:
+                    st = (job["setting"], job["target"])
+                    if st not in splits:
+                        splits[st] = D.make_split(data, tspec["dataset"], *st)
+                    save_json(path, run_job(model, splits[st], job, {**base, "dataset": tspec["dataset"]}, prof, device))
+                    done += 1
         if progress is not None:
             progress.update(1)
     return {"trained": int(trained), "jobs": done}
+
+
+def run_job(model, split, job, base, prof, device) -> dict:
+    """One unlearning run on a copy of M_o, timed alone, then evaluated."""
+    p = {**copy.deepcopy(job["params"]), **base, "setting": job["setting"]}
+    gen = torch.Generator().manual_seed(job["unlearn_seed"] or 0)
+    m = copy.deepcopy(model)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    m = M.METHODS[job["method"]](m, split, p, gen)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    return {**metrics.evaluate(m, split, prof["mode"], prof["eval"]["batch"]), "method_seconds": seconds}
+
+
+def chunks(jobs: list[dict], size: int = 48) -> list[list[dict]]:
+    """Split one model's jobs into tasks; deterministic methods stay together, so that
+    corrected-mode SSD/LFSSD reuse one whole-training-set importance per original model."""
+    det = [j for j in jobs if j["method"] in M.DETERMINISTIC]
+    rest = [j for j in jobs if j["method"] not in M.DETERMINISTIC]
+    out = [det] if det else []
+    out += [rest[i:i + size] for i in range(0, len(rest), size)]
+    return out
 
 
 def _check_run_dir(prof: dict, run_dir: str) -> None:
@@ -289,6 +374,7 @@ def run(profile: str | dict, run_dir: str, overrides=(), executor: str = "local"
     bar.close()
     t1 = time.time()
     table = assemble(prof, run_dir, rows)
+    table.attrs["computed"] = counts
     write_manifest(prof, run_dir, {"experiments": t1 - t0, "assemble": time.time() - t1}, counts,
                    executor, len(tspecs))
     return table
@@ -350,7 +436,14 @@ def write_manifest(prof, run_dir, seconds, counts, executor, n_models):
                      "torchvision": torchvision.__version__, "numpy": numpy.__version__,
                      "scikit-learn": sklearn.__version__, "pandas": pd.__version__},
         "device": torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor() or "cpu",
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads_per_job": 1 if device.type == "cpu" else torch.get_num_threads(),
+        "determinism": {
+            "deterministic_option": bool(prof.get("deterministic")),
+            "cpu": "bit-identical across runs and executors (single-threaded jobs)",
+            "cudnn_deterministic": torch.backends.cudnn.deterministic,
+            "cudnn_benchmark": torch.backends.cudnn.benchmark,
+            "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        },
         "git_commit": _git_commit(),
         "executor": executor,
         "original_models": n_models,

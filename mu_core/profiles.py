@@ -79,6 +79,8 @@ def _choice(value, field: str, allowed):
 def validate(prof: dict) -> None:
     _choice(prof["mode"], "mode", MODES)
     _choice(prof["device"], "device", DEVICES)
+    if not isinstance(prof.get("deterministic", False), bool):
+        raise ConfigError(f"deterministic must be true or false, got {prof['deterministic']!r}")
     src = prof["data"]["source"]
     _choice(src, "data.source", list(D.SETTINGS))
     if src == "mnist5k":
@@ -126,7 +128,7 @@ def validate(prof: dict) -> None:
             if ds not in tr[field]:
                 raise ConfigError(f"train.{field} has no entry for dataset {ds}")
         _int(prof, f"train.epochs.{ds}")
-    if not isinstance(tr["lr"], (int, float)) or tr["lr"] <= 0:
+    if isinstance(tr["lr"], bool) or not isinstance(tr["lr"], (int, float)) or tr["lr"] <= 0:
         raise ConfigError(f"train.lr must be a positive number, got {tr['lr']!r}")
 
 

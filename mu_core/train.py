@@ -79,6 +79,8 @@ def fit(model, x, y, recipe: dict, gen: torch.Generator, data: D.Data, *,
     opt = optimizer(recipe, model.parameters())
     aug = recipe.get("augment") or {}
     steps = math.ceil(len(x) / recipe["batch"])
+    if not aug:  # normalise once, not per batch (the same numbers, less work per step)
+        x = D.normalise(x, data)
     best, best_state = -math.inf, None
     epochs = range(1, recipe["epochs"] + 1)
     if progress and recipe["epochs"] >= 10:
@@ -86,13 +88,15 @@ def fit(model, x, y, recipe: dict, gen: torch.Generator, data: D.Data, *,
     for epoch in epochs:
         model.train()
         for it, idx in enumerate(batches(len(x), recipe["batch"], gen)):
-            for group in opt.param_groups:
-                group["lr"] = lr_at(recipe, epoch, it, steps)
+            lr = lr_at(recipe, epoch, it, steps)
+            if lr != opt.param_groups[0]["lr"]:
+                for group in opt.param_groups:
+                    group["lr"] = lr
             idx = idx.to(dev)
             xb = x[idx]
             if aug:
-                xb = augment(xb, gen, **aug)
-            out = model(D.normalise(xb, data))
+                xb = D.normalise(augment(xb, gen, **aug), data)
+            out = model(xb)
             loss = loss_fn(out, y[idx]) if loss_fn else F.cross_entropy(out, y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()

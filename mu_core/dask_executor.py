@@ -1,0 +1,50 @@
+"""The dask executor: the grid's tasks on a ``dask.distributed`` cluster.
+
+Without a scheduler address a ``LocalCluster`` is started (2 single-threaded worker processes
+by default); with one, any running scheduler is used: a SLURM or PBS cluster through
+``dask-jobqueue``, or ``dask scheduler`` / ``dask worker`` started by hand. Every worker must
+see the run folder: tasks share finished work only through its store, under per-item locks.
+
+One training task per original model; its unlearning jobs are split into tasks that depend
+on it, so no unlearning task starts before its model exists. On a GPU every task asks for the
+worker resource ``GPU=1`` (start GPU workers with ``--resources GPU=1``).
+"""
+from __future__ import annotations
+
+from . import grid
+
+
+def run_groups(prof, run_dir, tspecs, groups, scheduler=None, bar=None, n_workers=2) -> dict:
+    from distributed import Client, LocalCluster, as_completed
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    else:
+        client = Client(scheduler)
+    gpu = grid.resolve_device(prof["device"]).type == "cuda"
+    kw = {"resources": {"GPU": 1}} if gpu else {}
+    counts = {"trained": 0, "jobs": 0}
+    try:
+        sizes, futures = {}, []
+        for tkey, jobs in groups.items():
+            t = client.submit(grid.ensure_trained, prof, run_dir, tspecs[tkey], pure=False, **kw)
+            futures.append(t)
+            for part in grid.chunks(jobs):
+                f = client.submit(grid.run_group, prof, run_dir, tspecs[tkey], part, None, t, pure=False, **kw)
+                sizes[f.key] = len(part)
+                futures.append(f)
+        for fut in as_completed(futures):
+            res = fut.result()
+            if isinstance(res, dict):
+                counts["jobs"] += res["jobs"]
+                if bar is not None:
+                    bar.update(sizes[fut.key])
+            else:
+                counts["trained"] += res
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return counts
