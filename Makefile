@@ -38,6 +38,9 @@ book: notebooks $(MATHJAX)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+bench: $(STAMP)
+	$(PY) benchmarks/cpu_engine_vs_reference.py
+
 paper: $(STAMP)
 	$(PY) -m mu_core run --profile paper --run-dir runs/paper
 

@@ -122,6 +122,9 @@ def validate(prof: dict) -> None:
                           "for the designs listed in designs")
     tr = prof["train"]
     _choice(tr["optimizer"], "train.optimizer", ("sgd", "adam"))
+    _choice(tr.get("amp"), "train.amp", (None, "bf16"))
+    if not isinstance(tr.get("channels_last", False), bool):
+        raise ConfigError(f"train.channels_last must be true or false, got {tr['channels_last']!r}")
     _int(prof, "train.batch")
     for ds in datasets:
         for field in ("epochs", "milestones"):

@@ -63,8 +63,8 @@ def _glued(nb_path):
     for c in json.load(open(nb_path))["cells"]:
         for o in c.get("outputs", []):
             key = o.get("metadata", {}).get("scrapbook", {}).get("name")
-            if key:
-                out[key] = o.get("data", {})
+            if key:  # papermill records glued bundles under this prefix; myst-nb strips it
+                out[key] = {k.replace("application/papermill.record/", ""): v for k, v in o.get("data", {}).items()}
     return out
 
 

@@ -70,3 +70,19 @@ def test_same_training_seed_same_weights_different_seed_different():
     for k, v in a.state_dict().items():
         assert torch.equal(v, b.state_dict()[k])
     assert not torch.equal(a.state_dict()["fc.weight"], c.state_dict()["fc.weight"])
+
+
+def test_gpu_speed_options_run_on_the_cpu_and_stay_seeded():
+    """The GPU path (bf16 autocast, channels-last) is the same code; here it runs on the CPU."""
+    x, y = torch.rand(48, 3, 16, 16), torch.randint(0, 5, (48,))
+    data = D.Data(x, y, y, x, y, y, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    recipe = {"epochs": 1, "lr": 0.05, "momentum": 0.9, "batch": 16, "milestones": [],
+              "augment": {"crop_pad": 2, "flip": True, "rotate": 10}, "amp": "bf16", "channels_last": True}
+    nets = []
+    for _ in range(2):
+        net = models.build({"arch": "resnet18", "width": 4}, 5, (3, 16, 16), seed=0)
+        before = net.fc.weight.clone()
+        train.fit(net, x, y, recipe, torch.Generator().manual_seed(0), data)
+        assert torch.isfinite(net.fc.weight).all() and not torch.equal(before, net.fc.weight)
+        nets.append(net)
+    assert torch.equal(nets[0].fc.weight, nets[1].fc.weight)
