@@ -380,11 +380,16 @@ def run(profile: str | dict, run_dir: str, overrides=(), executor: str = "local"
     return table
 
 
-def train_all(profile: str | dict, run_dir: str, overrides=(), progress: bool = True) -> pd.DataFrame:
+def train_all(profile: str | dict, run_dir: str, overrides=(), progress: bool = True,
+              executor: str = "local", scheduler: str | None = None) -> pd.DataFrame:
     """Stage 1: train (or load) every original model the grid needs; their test accuracy."""
     prof = profile if isinstance(profile, dict) else profiles.load(profile, overrides)
+    _choice_executor(executor)
     _check_run_dir(prof, run_dir)
     _, tspecs, _ = schedule(prof)
+    if executor == "dask":  # train in parallel; the loop below then only loads
+        from .dask_executor import run_groups
+        run_groups(prof, run_dir, tspecs, {k: [] for k in tspecs}, scheduler)
     device = resolve_device(prof["device"])
     data = D.load(prof["data"])
     data = data.to(device) if device.type != "cpu" else data

@@ -214,11 +214,12 @@ def _ssd(model, split, p, kind, alpha):
     i_f = imp(split.forget)
     if mode == "corrected":
         # per-sample importances do not depend on order, so I_D over the whole training set is
-        # a property of the original model alone: compute it once and reuse it for every
-        # target and setting with the same labels
+        # a property of the original model alone: computed in dataset order (so that float
+        # summation is the same whatever the target) once, and reused for every target and
+        # setting with the same labels
         key = (kind, split.dataset in D.COARSE)
         if key not in p["memo"]:
-            p["memo"][key] = imp(split.train_all)
+            p["memo"][key] = imp(torch.arange(len(data.train_x), device=data.train_x.device))
         i_d = p["memo"][key]
     else:
         # quirk: the reference's whole-training-set loader is D_r (class-ordered) then D_f,

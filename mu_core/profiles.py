@@ -153,3 +153,22 @@ def _fields(node, prefix=""):
             yield from _fields(v, f"{prefix}{k}.")
         else:
             yield f"{prefix}{k}={v!r}" if not isinstance(v, (list, dict)) else f"{prefix}{k}"
+
+
+def check(name: str, value, kind, minimum=None, allowed=None, optional: bool = False):
+    """Validate one notebook or command-line parameter; ConfigError names it and what is allowed.
+
+    ``kind``: a type or tuple of types (bool is never accepted as a number); ``minimum``: the
+    smallest allowed value; ``allowed``: the allowed values; ``optional``: None is allowed.
+    """
+    if value is None and optional:
+        return value
+    numeric = kind in (int, float) or (isinstance(kind, tuple) and set(kind) <= {int, float})
+    if not isinstance(value, kind) or (numeric and isinstance(value, bool)):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ConfigError(f"parameter {name} must be {'None or ' if optional else ''}{names}, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"parameter {name} must be >= {minimum}, got {value!r}")
+    if allowed is not None and value not in allowed:
+        raise ConfigError(f"parameter {name} {value!r} is not allowed; allowed: {', '.join(map(str, allowed))}")
+    return value

@@ -180,8 +180,9 @@ def icc(Z, level: float = 0.95) -> dict:
     I, J = a["I"], a["J"]
     tot = a["sigma_b2"] + a["sigma_w2"]
     rho = a["sigma_b2"] / tot if tot > 0 else float("nan")
-    if a["msw"] == 0:
-        return {"icc": 1.0 if a["msb"] > 0 else float("nan"), "lo": 1.0, "hi": 1.0}
+    if a["msw"] == 0:  # no within-seed variance: all variance is between seeds (or there is none)
+        v = 1.0 if a["msb"] > 0 else float("nan")
+        return {"icc": v, "lo": v, "hi": v}
     F = a["msb"] / a["msw"]
     d1, d2, alpha = I - 1, I * (J - 1), 1 - level
     fl, fu = F / sps.f.ppf(1 - alpha / 2, d1, d2), F / sps.f.ppf(alpha / 2, d1, d2)
@@ -275,11 +276,14 @@ def rank_flip(Z1, Z2) -> float:
 
     Both grids share their original models (row i is training seed i for both). The estimate is
     the fraction of A instances (training seeds) whose within-seed means order the methods
-    opposite to the grand means; ties count as half.
+    opposite to the grand means; a tie within a seed counts as half. When the grand means tie
+    there is no order to flip, and the result is NaN.
     """
     Z1, Z2 = np.asarray(Z1, float), np.asarray(Z2, float)
     if Z1.shape[0] != Z2.shape[0] or Z1.shape[0] < 2:
         raise ConfigError("rank_flip needs two grids over the same (at least two) training seeds")
     full = np.sign(Z1.mean() - Z2.mean())
+    if full == 0:
+        return float("nan")
     per_seed = np.sign(Z1.mean(1) - Z2.mean(1))
     return float(np.mean(np.where(per_seed == 0, 0.5, per_seed != full)))

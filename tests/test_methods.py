@@ -216,3 +216,26 @@ def test_mia_separates_members_from_held_out_on_an_overfitted_model():
     score_members = metrics.mia(ent(member[:200]), ent(nonmember), ent(member[200:]))
     score_held = metrics.mia(ent(member[:200]), ent(nonmember), ent(held))
     assert score_members > score_held + 20, (score_members, score_held)
+
+
+@pytest.mark.parametrize("method", ["ssd", "lfssd"])
+def test_corrected_reuse_of_the_whole_data_importance_is_exact(setup, method):
+    """I_D computed for one target and reused for another equals a fresh computation."""
+    data, net, recipe, split7 = setup
+    split3 = D.make_split(data, "mnist10", "full_class", "3")
+    shared = params_for(method, recipe, "corrected")
+    M.METHODS[method](copy.deepcopy(net), split7, shared, torch.Generator())  # fills the memo
+    assert shared["memo"]
+    reused = M.METHODS[method](copy.deepcopy(net), split3, shared, torch.Generator())
+    fresh = M.METHODS[method](copy.deepcopy(net), split3, params_for(method, recipe, "corrected"), torch.Generator())
+    for k, v in reused.state_dict().items():
+        assert torch.equal(v, fresh.state_dict()[k])
+
+
+def test_reference_whole_data_importance_changes_with_the_target(setup):
+    """Why the reference mode is not reused: its loader order, hence I_D, depends on the target."""
+    data, net, _, split7 = setup
+    split3 = D.make_split(data, "mnist10", "full_class", "3")
+    imp = lambda s: M.importance(net, data.train_x[s.train_all], s.y_train[s.train_all], data, "ssd", "reference")
+    a, b = imp(split7), imp(split3)
+    assert not torch.allclose(a["fc.weight"], b["fc.weight"])

@@ -192,3 +192,26 @@ def test_unknown_fields_are_refused(field):
         return
     with pytest.raises(ConfigError, match="has no field"):
         profiles.load("smoke", {field: 1})
+
+
+def test_notebook_parameter_checks():
+    assert profiles.check("n_b", 5, int, minimum=1) == 5
+    assert profiles.check("scheduler", None, str, optional=True) is None
+    with pytest.raises(ConfigError, match="parameter n_b must be >= 1, got 0"):
+        profiles.check("n_b", 0, int, minimum=1)
+    with pytest.raises(ConfigError, match="parameter n_b must be int, got True"):
+        profiles.check("n_b", True, int, minimum=1)
+    with pytest.raises(ConfigError, match="parameter executor 'spark' is not allowed; allowed: local, dask"):
+        profiles.check("executor", "spark", str, allowed=("local", "dask"))
+    with pytest.raises(ConfigError, match="parameter sigma_b must be int or float"):
+        profiles.check("sigma_b", "3", (int, float))
+
+
+def test_a_notebook_refuses_a_bad_parameter_before_any_work(tmp_path):
+    import papermill as pm
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with pytest.raises(pm.PapermillExecutionError, match="parameter n_boot must be >= 10"):
+        pm.execute_notebook(os.path.join(root, "notebooks", "05_beyond.ipynb"), str(tmp_path / "out.ipynb"),
+                            parameters={"profile": "smoke", "run_dir": str(tmp_path / "run"), "n_boot": 3},
+                            progress_bar=False, kernel_name="python3")
+    assert not (tmp_path / "run").exists()

@@ -64,6 +64,9 @@ def test_deterministic_method():
     Z = np.repeat(rng.normal(60, 5, (12, 1)), 11, axis=1)  # no within-seed variance
     c = stats.components(Z)
     assert c["sigma_w2"] == 0 and c["sigma_w2_reml"] == 0 and c["V_A_max"] == 0
+    assert c["icc"] == c["icc_lo"] == c["icc_hi"] == 1.0
+    flat = stats.icc(np.full((4, 3), 7.0))
+    assert np.isnan(flat["icc"]) and np.isnan(flat["lo"])
     assert c["sigma_b2"] == pytest.approx(Z[:, 0].var(ddof=1))
     a = stats.allocation(c["sigma_b2"], c["sigma_w2"], c_train=10, c_unlearn=1, budget=200)
     assert a["J"] == 1 and a["J_star_continuous"] == 1 and a["I"] == 18
@@ -89,6 +92,7 @@ def test_w2_instances_and_rank_flips():
     assert stats.rank_flip(Z2, Z) == 0
     close = Z + rng.normal(0, 3, (12, 1))  # seed-dependent differences: some flips
     assert 0 < stats.rank_flip(close, Z) < 1
+    assert np.isnan(stats.rank_flip(Z, Z.copy()))  # equal grand means: nothing to flip
 
 
 def test_bootstrap_resamples_training_seeds():
