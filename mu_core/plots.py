@@ -133,7 +133,12 @@ def simulation_figure(a_values, b_values, v_a, v_b):
     axes[0].set_xlabel("")
     axes[0].set_ylabel("metric Z (%)")
     axes[0].set_xticks(axes[0].get_xticks(), ["A: one training seed", "B: many training seeds"])
-    axes[1].hist(v_a, bins=30, color=sns.color_palette("colorblind")[0], alpha=0.8, label="V_A(s) over training seeds s")
+    import numpy as np
+    positive = np.asarray(v_a)[np.asarray(v_a) > 0]
+    bins = np.geomspace(positive.min(), max(positive.max(), v_b), 40) if len(positive) else 30
+    axes[1].hist(v_a, bins=bins, color=sns.color_palette("colorblind")[0], alpha=0.8, label="V_A(s) over training seeds s")
+    if len(positive):
+        axes[1].set_xscale("log")
     axes[1].axvline(v_b, color="black", lw=2, label="V_B = var Z")
     axes[1].set_xlabel("variance (%²)")
     axes[1].set_ylabel("count")
