@@ -52,7 +52,6 @@ CIFAR20_NAMES = (
 ).split()
 ALIASES = {"pine": "pine_tree"}  # the paper says "pine" for the fine class pine_tree
 
-SOURCE = {"mnist10": "mnist5k", "mnist5": "mnist5k", "cifar100": "cifar100", "cifar20": "cifar100"}
 COARSE = {"mnist5", "cifar20"}  # datasets whose labels are super-classes
 NUM_CLASSES = {"mnist10": 10, "mnist5": 5, "cifar100": 100, "cifar20": 20}
 SETTINGS = {  # the paper's three settings, for each source

@@ -15,7 +15,6 @@ from scipy import stats as sps
 
 from .errors import ConfigError
 
-METRICS = ("retain_acc", "forget_acc", "test_acc", "mia")
 KEYS = ("dataset", "setting", "target", "method")
 
 
