@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import io
 import json
 import os
 import platform
@@ -150,7 +151,6 @@ def load_json(path: str, quiet: bool = False):
 
 
 def save_model(path: str, model) -> None:
-    import io
     buf = io.BytesIO()
     torch.save({k: v.cpu() for k, v in model.state_dict().items()}, buf)
     body = buf.getvalue()
@@ -168,7 +168,6 @@ def load_model_state(path: str):
         if f.read().strip() != _sha(body):
             warnings.warn(f"damaged checkpoint {path} (checksum mismatch): retraining it")
             return None
-    import io
     try:  # weights only: nothing in a run folder is ever unpickled as code
         return torch.load(io.BytesIO(body), weights_only=True)
     except Exception as err:  # noqa: BLE001 - any refusal means: do not use this file
@@ -258,16 +257,18 @@ def _train(model, spec, path, data, device, progress):
     save_model(path, model)
 
 
-def _data_on(prof, device):
+def _context(prof):
+    """(device, data) for work in this process, after the per-process ``_setup``."""
+    device = resolve_device(prof["device"])
+    _setup(prof, device)
     data = D.load(prof["data"])
-    return data.to(device) if device.type != "cpu" else data
+    return device, (data.to(device) if device.type != "cpu" else data)
 
 
 def ensure_trained(prof: dict, run_dir: str, tspec: dict) -> int:
     """Task: train (or find) one original model. Returns 1 if it was trained now."""
-    device = resolve_device(prof["device"])
-    _setup(prof, device)
-    return int(original_model(tspec, run_dir, _data_on(prof, device), device, False)[1])
+    device, data = _context(prof)
+    return int(original_model(tspec, run_dir, data, device, False)[1])
 
 
 def run_group(prof: dict, run_dir: str, tspec: dict, jobs: list[dict], progress=None, *deps) -> dict:
@@ -277,9 +278,7 @@ def run_group(prof: dict, run_dir: str, tspec: dict, jobs: list[dict], progress=
     already stored is skipped. ``deps`` only orders tasks (an unlearning task waits for its
     training task). Returns counts of what was computed here.
     """
-    device = resolve_device(prof["device"])
-    _setup(prof, device)
-    data = _data_on(prof, device)
+    device, data = _context(prof)
     model, trained = original_model(tspec, run_dir, data, device, progress is not None)
     memo, splits = {}, {}
     base = {"mode": prof["mode"], "train": tspec["recipe"], "model_cfg": prof["model"], "memo": memo}
@@ -390,9 +389,7 @@ def train_all(profile: str | dict, run_dir: str, overrides=(), progress: bool = 
     if executor == "dask":  # train in parallel; the loop below then only loads
         from .dask_executor import run_groups
         run_groups(prof, run_dir, tspecs, {k: [] for k in tspecs}, scheduler)
-    device = resolve_device(prof["device"])
-    data = D.load(prof["data"])
-    data = data.to(device) if device.type != "cpu" else data
+    device, data = _context(prof)
     out = []
     for ts in tqdm(tspecs.values(), desc="original models", disable=not progress):
         model, trained = original_model(ts, run_dir, data, device, progress)

@@ -58,8 +58,7 @@ def evaluate(model, split: D.Split, mode: str, batch: int = 64) -> dict:
     """retain_acc, forget_acc, test_acc and mia of ``model`` on ``split``."""
     d = split.data
     out_test = logits(model, d.test_x, d)
-    member = torch.cat([split.retain, split.forget])  # one pass over the training images
-    out_train = logits(model, d.train_x[member], d)
+    out_train = logits(model, d.train_x[split.train_all], d)  # one pass: retain, then forget
     ent_train = entropy(out_train)
     n_r = len(split.retain)
     yt = split.y_test
