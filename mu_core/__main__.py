@@ -1,6 +1,7 @@
 """Command line: ``python -m mu_core run --profile NAME --run-dir DIR [--set field=value ...]``
 and ``python -m mu_core profiles``."""
 import argparse
+import json
 import sys
 
 from . import grid, profiles
@@ -16,22 +17,32 @@ def main(argv=None):
     r.add_argument("--run-dir", required=True)
     r.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a profile field (dotted, YAML value); repeatable")
-    r.add_argument("--executor", default="local", choices=["local", "dask"])
+    r.add_argument("--executor", default="auto", choices=grid.EXECUTORS,
+                   help="auto (default): a dask LocalCluster with one worker per core when there is "
+                        "more than one core, else in this process")
     r.add_argument("--scheduler", default=None, help="dask scheduler address (default: a LocalCluster)")
     r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--json", action="store_true", help="print a JSON summary instead of a sentence")
     args = ap.parse_args(argv)
     try:
         if args.command == "profiles":
             print(profiles.describe())
             return 0
-        table = grid.run(args.profile, args.run_dir, args.set, args.executor, args.scheduler,
-                         progress=not args.no_progress)
+        summary = grid.run(args.profile, args.run_dir, args.set, args.executor, args.scheduler,
+                           progress=not args.no_progress)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    c = table.attrs.get("computed", {})
-    print(f"{len(table)} rows written to {args.run_dir}/results.csv "
-          f"(computed now: {c.get('trained', 0)} models, {c.get('jobs', 0)} jobs)")
+    except OSError as err:  # disk full, permissions, a vanished folder: nothing half-written stays
+        print(f"error: {err.strerror or err} ({err.filename or args.run_dir}); what was stored is kept: "
+              f"rerun the same command to resume", file=sys.stderr)
+        return 1
+    c = summary.computed
+    if args.json:
+        print(json.dumps({"rows": len(summary.table), "results": summary.path, **c}))
+    else:
+        print(f"{len(summary.table)} rows written to {summary.path} "
+              f"(computed now: {c['trained']} models, {c['jobs']} jobs)")
     return 0
 
 

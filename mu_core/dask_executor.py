@@ -1,7 +1,7 @@
 """The dask executor: the grid's tasks on a ``dask.distributed`` cluster.
 
-Without a scheduler address a ``LocalCluster`` is started (2 single-threaded worker processes
-by default); with one, any running scheduler is used: a SLURM or PBS cluster through
+Without a scheduler address a ``LocalCluster`` is started (one single-threaded worker process
+per core); with one, any running scheduler is used: a SLURM or PBS cluster through
 ``dask-jobqueue``, or ``dask scheduler`` / ``dask worker`` started by hand. Every worker must
 see the run folder: tasks share finished work only through its store, under per-item locks.
 
@@ -14,15 +14,23 @@ from __future__ import annotations
 from . import grid
 
 
-def run_groups(prof, run_dir, tspecs, groups, scheduler=None, bar=None, n_workers=2) -> dict:
+def run_groups(prof, run_dir, tspecs, groups, scheduler=None, bar=None, n_workers=None) -> dict:
+    import os
+
     from distributed import Client, LocalCluster, as_completed
+
+    from .errors import ConfigError
     cluster = None
     if scheduler is None:
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+        cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1,
+                               processes=True, dashboard_address=None)
         client = Client(cluster)
     else:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError, ValueError) as err:
+            raise ConfigError(f"scheduler {scheduler!r} cannot be reached ({type(err).__name__}: "
+                              f"{str(err).splitlines()[0] if str(err) else 'no answer'})") from None
     gpu = grid.resolve_device(prof["device"]).type == "cuda"
     kw = {"resources": {"GPU": 1}} if gpu else {}
     counts = {"trained": 0, "jobs": 0}

@@ -27,6 +27,15 @@ from .errors import ConfigError
 
 SPLIT_SEED = 0  # the digits' train/test split; never a training seed
 
+# Per-channel normalisation of each source. CIFAR-100: the full-precision statistics the reference
+# code uses (facts §8.1); the 4-digit values often quoted move inputs by up to 5e-4 and change
+# which parameters SSD selects. The digits: the usual MNIST values.
+NORMALISATION = {
+    "cifar100": ((0.5070751592371323, 0.48654887331495095, 0.4409178433670343),
+                 (0.2673342858792401, 0.2564384629170883, 0.27615047132568404)),
+    "mnist5k": ((0.1307,), (0.3081,)),
+}
+
 # Super-classes of digits that look alike; index k groups the two digits of MNIST5_NAMES[k].
 MNIST_SUPER = {0: 0, 6: 0, 1: 1, 7: 1, 2: 2, 8: 2, 3: 3, 5: 3, 4: 4, 9: 4}
 MNIST10_NAMES = [str(d) for d in range(10)]
@@ -123,10 +132,9 @@ def load_mnist5k(image_size: int = 28) -> Data:
     fine = torch.from_numpy(labels)
     coarse = torch.tensor([MNIST_SUPER[int(d)] for d in labels])
     tr, te = np.concatenate(train_idx), np.concatenate(test_idx)
-    return Data(x[tr], fine[tr], coarse[tr], x[te], fine[te], coarse[te], (0.1307,), (0.3081,))
+    return Data(x[tr], fine[tr], coarse[tr], x[te], fine[te], coarse[te], *NORMALISATION["mnist5k"])
 
 
-CIFAR_MEAN, CIFAR_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
 
 
 def load_cifar100(root: str, download: bool = False) -> Data:
@@ -148,7 +156,7 @@ def load_cifar100(root: str, download: bool = False) -> Data:
                 coarse += pickle.load(f, encoding="latin1")["coarse_labels"]
         x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).float().div_(255)
         parts[train] = (x, torch.tensor(ds.targets), torch.tensor(coarse))
-    return Data(*parts[True], *parts[False], CIFAR_MEAN, CIFAR_STD)
+    return Data(*parts[True], *parts[False], *NORMALISATION["cifar100"])
 
 
 _CACHE: dict = {}

@@ -19,16 +19,14 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import io
 import json
 import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
-import warnings
 from collections import defaultdict
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
@@ -36,10 +34,12 @@ from tqdm.auto import tqdm
 
 from . import data as D
 from . import methods as M
-from . import metrics, models, profiles, train
+from . import metrics, models, profiles, store, train
 from .errors import ConfigError
 
-TRAIN_VERSION = 1  # bump when training code changes what it computes
+TRAIN_VERSION = 1    # bump when training code changes what it computes
+METRICS_VERSION = 2  # bump when evaluation changes what it computes (2: the MIA's exact objective)
+EXECUTORS = ("auto", "local", "dask")
 COLUMNS = ["design", "protocol", "dataset", "setting", "target", "method", "mode", "train_seed",
            "unlearn_seed", "retain_acc", "forget_acc", "test_acc", "mia", "method_seconds"]
 
@@ -90,6 +90,7 @@ def recipe(prof: dict, dataset: str) -> dict:
 
 def train_spec(prof: dict, dataset: str, seed: int) -> dict:
     spec = dict(data=prof["data"], model=prof["model"], dataset=dataset, recipe=recipe(prof, dataset),
+                normalisation=D.NORMALISATION[prof["data"]["source"]],
                 select_on_test=prof["mode"] == "reference", train_seed=seed, version=TRAIN_VERSION)
     # where CIFAR lives does not change what is trained
     key_spec = copy.deepcopy(spec)
@@ -99,80 +100,12 @@ def train_spec(prof: dict, dataset: str, seed: int) -> dict:
 
 def job_spec(prof: dict, row: dict, tkey: str) -> dict:
     m = row["method"]
-    det = m in M.DETERMINISTIC
+    det = M.METHODS[m].deterministic
     spec = dict(train_key=tkey, setting=row["setting"], target=row["target"], method=m,
                 mode=prof["mode"], params=prof["method_params"].get(m, {}), eval=prof["eval"],
-                unlearn_seed=None if det else row["unlearn_seed"], version=M.VERSION[m])
+                unlearn_seed=None if det else row["unlearn_seed"], version=M.METHODS[m].version,
+                metrics_version=METRICS_VERSION)
     return {**spec, "key": f"{m}-" + _hash(spec)}
-
-
-# --- the store -----------------------------------------------------------------------------
-
-def _atomic_write(path: str, write) -> None:
-    """Write through a temporary file in the same folder, then rename over ``path``."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _sha(b: bytes) -> str:
-    return hashlib.sha256(b).hexdigest()
-
-
-def save_json(path: str, payload: dict) -> None:
-    body = json.dumps(payload, sort_keys=True)
-    blob = json.dumps({"sha256": _sha(body.encode()), "payload": payload}, sort_keys=True)
-    _atomic_write(path, lambda f: f.write(blob.encode()))
-
-
-def load_json(path: str, quiet: bool = False):
-    """The payload, or None when missing; a damaged file is reported and treated as missing."""
-    if not os.path.exists(path):
-        return None
-    try:
-        with open(path) as f:
-            blob = json.load(f)
-        if _sha(json.dumps(blob["payload"], sort_keys=True).encode()) != blob["sha256"]:
-            raise ValueError("checksum mismatch")
-        return blob["payload"]
-    except (ValueError, KeyError, TypeError) as err:
-        if not quiet:
-            warnings.warn(f"damaged cache file {path} ({err}): recomputing it")
-        return None
-
-
-def save_model(path: str, model) -> None:
-    buf = io.BytesIO()
-    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, buf)
-    body = buf.getvalue()
-    _atomic_write(path, lambda f: f.write(body))
-    _atomic_write(path + ".sha256", lambda f: f.write(_sha(body).encode()))
-
-
-def load_model_state(path: str):
-    """The state dict (loaded with weights_only=True), or None when missing or damaged."""
-    if not (os.path.exists(path) and os.path.exists(path + ".sha256")):
-        return None
-    with open(path, "rb") as f:
-        body = f.read()
-    with open(path + ".sha256") as f:
-        if f.read().strip() != _sha(body):
-            warnings.warn(f"damaged checkpoint {path} (checksum mismatch): retraining it")
-            return None
-    try:  # weights only: nothing in a run folder is ever unpickled as code
-        return torch.load(io.BytesIO(body), weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any refusal means: do not use this file
-        warnings.warn(f"checkpoint {path} cannot be loaded as plain weights ({type(err).__name__}): retraining it")
-        return None
 
 
 # --- execution -----------------------------------------------------------------------------
@@ -183,28 +116,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' was asked for but torch sees no GPU; use device=auto or cpu")
     return torch.device(name)
-
-
-class _Lock:
-    """An exclusive lock on ``path`` (fcntl.flock): held while one process computes one item.
-
-    The kernel releases it when the holder dies, even by kill -9, so a crashed run never
-    leaves a stale lock; a second run that wants the same item waits, then finds it done.
-    """
-    def __init__(self, path):
-        self.path = path
-
-    def __enter__(self):
-        import fcntl
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc):
-        import fcntl
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
-        os.close(self.fd)
 
 
 def _setup(prof: dict, device) -> None:
@@ -231,10 +142,10 @@ def original_model(spec: dict, run_dir: str, data: D.Data, device, progress=True
     in_shape = tuple(data.train_x.shape[1:])
     model = models.build(spec["model"], D.NUM_CLASSES[ds], in_shape, spec["train_seed"]).to(device)
     path = os.path.join(run_dir, "models", spec["key"] + ".pt")
-    state = load_model_state(path)
+    state = store.load_model_state(path, spec["key"])
     if state is None:
-        with _Lock(path + ".lock"):
-            state = load_model_state(path)  # another process may have trained it meanwhile
+        with store.Lock(path + ".lock"):
+            state = store.load_model_state(path, spec["key"])  # another process may have trained it meanwhile
             if state is None:
                 _train(model, spec, path, data, device, progress)
                 return model, True
@@ -253,8 +164,8 @@ def _train(model, spec, path, data, device, progress):
     t0 = time.perf_counter()
     train.fit(model, data.train_x, y_train, spec["recipe"], gen, data, select=select,
               progress=f"train {ds} s_t={spec['train_seed']}" if progress else None)
-    save_json(path[:-3] + ".json", {"train_seconds": time.perf_counter() - t0, "device": str(device)})
-    save_model(path, model)
+    store.save_json(path[:-3] + ".json", {"train_seconds": time.perf_counter() - t0, "device": str(device)}, spec["key"])
+    store.save_model(path, model, spec["key"])
 
 
 def _context(prof):
@@ -280,61 +191,77 @@ def run_group(prof: dict, run_dir: str, tspec: dict, jobs: list[dict], progress=
     """
     device, data = _context(prof)
     model, trained = original_model(tspec, run_dir, data, device, progress is not None)
-    memo, splits = {}, {}
-    base = {"mode": prof["mode"], "train": tspec["recipe"], "model_cfg": prof["model"], "memo": memo}
+    splits = {}
+    ctx = M.Context(prof["mode"], tspec["recipe"], prof["model"])
     done = 0
     for job in jobs:
         path = os.path.join(run_dir, "jobs", job["key"] + ".json")
-        if load_json(path) is None:
-            with _Lock(os.path.join(run_dir, "locks", job["key"])):
-                if load_json(path, quiet=True) is None:
+        if store.load_json(path, job["key"]) is None:
+            with store.Lock(os.path.join(run_dir, "locks", job["key"])):
+                if store.load_json(path, job["key"], quiet=True) is None:
                     st = (job["setting"], job["target"])
                     if st not in splits:
                         splits[st] = D.make_split(data, tspec["dataset"], *st)
-                    save_json(path, run_job(model, splits[st], job, {**base, "dataset": tspec["dataset"]}, prof, device))
+                    store.save_json(path, run_job(model, splits[st], job, ctx, device), job["key"])
                     done += 1
         if progress is not None:
             progress.update(1)
     return {"trained": int(trained), "jobs": done}
 
 
-def run_job(model, split, job, base, prof, device) -> dict:
-    """One unlearning run on a copy of M_o, timed alone, then evaluated."""
-    p = {**copy.deepcopy(job["params"]), **base, "setting": job["setting"]}
+def run_job(model, split, job, ctx: M.Context, device) -> dict:
+    """One unlearning run on a copy of M_o, timed alone, then evaluated.
+
+    Its only randomness is a generator seeded by s_u (deterministic methods: seed 0, unused), so
+    the result depends on M_o, the split, the method's parameters and s_u alone.
+    """
+    method = M.METHODS[job["method"]]
+    p = copy.deepcopy(job["params"])
     gen = torch.Generator().manual_seed(job["unlearn_seed"] or 0)
     m = copy.deepcopy(model)
     if device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
-    m = M.METHODS[job["method"]](m, split, p, gen)
+    m = method.fn(m, split, p, ctx, gen)
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
-    return {**metrics.evaluate(m, split, prof["mode"], prof["eval"]["batch"]), "method_seconds": seconds}
+    batch = job["eval"]["batch"]
+    retain_batch = p[method.reference_retain_batch] if method.reference_retain_batch and ctx.mode == "reference" else None
+    return {**metrics.evaluate(m, split, ctx.mode, batch, retain_batch), "method_seconds": seconds}
 
 
 def chunks(jobs: list[dict], size: int = 48) -> list[list[dict]]:
     """Split one model's jobs into tasks; deterministic methods stay together, so that
     corrected-mode SSD/LFSSD reuse one whole-training-set importance per original model."""
-    det = [j for j in jobs if j["method"] in M.DETERMINISTIC]
-    rest = [j for j in jobs if j["method"] not in M.DETERMINISTIC]
+    det = [j for j in jobs if M.METHODS[j["method"]].deterministic]
+    rest = [j for j in jobs if not M.METHODS[j["method"]].deterministic]
     out = [det] if det else []
     out += [rest[i:i + size] for i in range(0, len(rest), size)]
     return out
 
 
-def _check_run_dir(prof: dict, run_dir: str) -> None:
-    """A run folder belongs to one profile: refuse to mix another profile's results into it."""
-    path = os.path.join(run_dir, "profile.json")
-    if os.path.exists(path):
-        with open(path) as f:
-            owner = json.load(f).get("profile")
-        if owner != prof["profile"]:
-            raise ConfigError(f"run_dir {run_dir!r} was made by profile {owner!r}, not "
-                              f"{prof['profile']!r}; choose another run_dir")
+def prepare(profile, run_dir: str, overrides=(), executor: str = "auto", scheduler: str | None = None) -> dict:
+    """Validate everything a run needs, then claim ``run_dir``: the resolved profile.
+
+    A profile name and overrides, or a resolved profile (then ``overrides`` must be empty: they
+    would be silently dropped). The data are loaded once here, so a missing CIFAR folder stops
+    the run before the folder is claimed; stale temporary files of killed runs are swept.
+    """
+    if isinstance(profile, dict):
+        if profiles.parse_overrides(overrides):
+            raise ConfigError("overrides were given with an already resolved profile; apply them "
+                              "with profiles.load(name, overrides) or pass the profile's name")
+        prof = profile
+        profiles.validate(prof)
     else:
-        os.makedirs(run_dir, exist_ok=True)
-        _atomic_write(path, lambda f: f.write(json.dumps({"profile": prof["profile"]}).encode()))
+        prof = profiles.load(profile, overrides)
+    check_executor(executor, scheduler)
+    resolve_device(prof["device"])
+    D.load(prof["data"])
+    store.claim(run_dir, prof["profile"])
+    store.sweep(run_dir)
+    return prof
 
 
 def schedule(prof: dict):
@@ -352,12 +279,19 @@ def schedule(prof: dict):
     return rows, tspecs, groups
 
 
-def run(profile: str | dict, run_dir: str, overrides=(), executor: str = "local",
-        scheduler: str | None = None, progress: bool = True) -> pd.DataFrame:
-    """Run a profile's grid into ``run_dir``; write and return ``results.csv``."""
-    prof = profile if isinstance(profile, dict) else profiles.load(profile, overrides)
-    _choice_executor(executor)
-    _check_run_dir(prof, run_dir)
+@dataclass(frozen=True)
+class Finished:
+    """What a run produced: the results table, what was computed now, where it was written."""
+    table: pd.DataFrame
+    computed: dict   # {"trained": original models trained now, "jobs": unlearning jobs run now}
+    path: str        # the results.csv written
+
+
+def run(profile: str | dict, run_dir: str, overrides=(), executor: str = "auto",
+        scheduler: str | None = None, progress: bool = True) -> Finished:
+    """Run a profile's designs into ``run_dir``: write ``results.csv`` and the manifest."""
+    prof = prepare(profile, run_dir, overrides, executor, scheduler)
+    executor = effective_executor(executor)
     t0 = time.time()
     rows, tspecs, groups = schedule(prof)
     n_jobs = sum(len(g) for g in groups.values())
@@ -373,18 +307,16 @@ def run(profile: str | dict, run_dir: str, overrides=(), executor: str = "local"
     bar.close()
     t1 = time.time()
     table = assemble(prof, run_dir, rows)
-    table.attrs["computed"] = counts
     write_manifest(prof, run_dir, {"experiments": t1 - t0, "assemble": time.time() - t1}, counts,
                    executor, len(tspecs))
-    return table
+    return Finished(table, counts, os.path.join(run_dir, "results.csv"))
 
 
 def train_all(profile: str | dict, run_dir: str, overrides=(), progress: bool = True,
-              executor: str = "local", scheduler: str | None = None) -> pd.DataFrame:
+              executor: str = "auto", scheduler: str | None = None) -> pd.DataFrame:
     """Stage 1: train (or load) every original model the grid needs; their test accuracy."""
-    prof = profile if isinstance(profile, dict) else profiles.load(profile, overrides)
-    _choice_executor(executor)
-    _check_run_dir(prof, run_dir)
+    prof = prepare(profile, run_dir, overrides, executor, scheduler)
+    executor = effective_executor(executor)
     _, tspecs, _ = schedule(prof)
     if executor == "dask":  # train in parallel; the loop below then only loads
         from .dask_executor import run_groups
@@ -395,29 +327,40 @@ def train_all(profile: str | dict, run_dir: str, overrides=(), progress: bool = 
         model, trained = original_model(ts, run_dir, data, device, progress)
         _, y_test = D.labels(data, ts["dataset"])
         acc = metrics.accuracy(metrics.logits(model, data.test_x, data), y_test, prof["mode"])
-        info = load_json(os.path.join(run_dir, "models", ts["key"] + ".json")) or {}
+        info = store.load_json(os.path.join(run_dir, "models", ts["key"] + ".json"), ts["key"]) or {}
         out.append(dict(dataset=ts["dataset"], train_seed=ts["train_seed"], test_acc=acc,
                         train_seconds=info.get("train_seconds"), trained_now=trained))
     return pd.DataFrame(out).sort_values(["dataset", "train_seed"]).reset_index(drop=True)
 
 
-def _choice_executor(executor):
-    if executor not in ("local", "dask"):
-        raise ConfigError(f"executor {executor!r} is unknown; allowed: local, dask")
+def check_executor(executor, scheduler) -> None:
+    if executor not in EXECUTORS:
+        raise ConfigError(f"executor {executor!r} is unknown; allowed: {', '.join(EXECUTORS)}")
+    if scheduler is not None and effective_executor(executor) != "dask":
+        raise ConfigError(f"scheduler {scheduler!r} needs the dask executor (executor=dask); "
+                          f"executor {executor!r} runs in this process")
+
+
+def effective_executor(executor: str) -> str:
+    """'auto': dask (a LocalCluster, one single-threaded worker per core) on more than one core,
+    else local."""
+    if executor == "auto":
+        return "dask" if (os.cpu_count() or 1) > 1 else "local"
+    return executor
 
 
 def assemble(prof: dict, run_dir: str, rows: list[dict]) -> pd.DataFrame:
     """results.csv from the stored jobs, one row per evaluated model, sorted, written atomically."""
     out = []
     for r in rows:
-        res = load_json(os.path.join(run_dir, "jobs", r["job"] + ".json"))
+        res = store.load_json(os.path.join(run_dir, "jobs", r["job"] + ".json"), r["job"])
         if res is None:
             raise RuntimeError(f"job {r['job']} has no stored result; rerun to complete the grid")
         out.append({**{k: v for k, v in r.items() if k != "job"}, **res})
     table = pd.DataFrame(out, columns=COLUMNS)
     table = table.sort_values(COLUMNS[:9], kind="stable").reset_index(drop=True)
     body = table.to_csv(index=False, float_format="%.6g").encode()
-    _atomic_write(os.path.join(run_dir, "results.csv"), lambda f: f.write(body))
+    store.atomic_write(os.path.join(run_dir, "results.csv"), body)
     return table
 
 
@@ -453,4 +396,4 @@ def write_manifest(prof, run_dir, seconds, counts, executor, n_models):
         "wall_seconds": seconds,
     }
     body = json.dumps(manifest, indent=2, default=str).encode()
-    _atomic_write(os.path.join(run_dir, "manifest.json"), lambda f: f.write(body))
+    store.atomic_write(os.path.join(run_dir, "manifest.json"), body)

@@ -1,17 +1,19 @@
-"""The unlearning methods, one plain function each: ``(model, split, p, gen) -> model``.
+"""The unlearning methods, one plain function each: ``(model, split, p, ctx, gen) -> model``.
 
-``model`` is a copy of the original model M_o (the caller keeps M_o), ``split`` the forget set
-D_f / retain set D_r (``data.Split``), ``gen`` a ``torch.Generator`` seeded by the unlearning
-seed s_u that drives every random choice, and ``p`` the method's parameters from the profile
-plus the context keys ``mode`` ('reference' | 'corrected'), ``dataset``, ``setting``, ``train``
-(the original training recipe), ``model_cfg`` and ``memo`` (a dict shared by all jobs of one
-original model, for work that is exactly reusable).
+``model`` is a copy of the original model M_o (the caller keeps M_o); ``split`` the forget set
+D_f / retain set D_r (``data.Split``, which also names the dataset and setting); ``p`` the
+method's hyper-parameters from the profile (validated against the method's schema in ``METHODS``);
+``ctx`` the ``Context`` of the run (mode, the original training recipe, the network, a memo);
+``gen`` a ``torch.Generator`` seeded by the unlearning seed s_u, the only source of randomness.
 
-Hyper-parameters are in the profile; the reference code's quirks are named where they live.
+The reference code's quirks are named ``quirk (reference)`` where they live; ``corrected`` mode
+fixes them. Facts cited as "facts §N" are in ``shared/reference/reference-code-facts.md``.
 """
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +21,17 @@ from torch.func import functional_call, grad, vmap
 
 from . import data as D
 from . import models, train
+from .checks import Num
 from .metrics import logits
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a method may know besides its own parameters."""
+    mode: str            # 'reference' | 'corrected'
+    recipe: dict         # the original model's training recipe (Retrain reuses it)
+    model_cfg: dict      # the network, for methods that build a fresh one
+    memo: dict = field(default_factory=dict)  # shared by the jobs of one M_o: exactly reusable work
 
 
 def _xy(split: D.Split, idx: torch.Tensor):
@@ -27,7 +39,7 @@ def _xy(split: D.Split, idx: torch.Tensor):
 
 
 def _seed(gen: torch.Generator) -> int:
-    """A seed drawn from the unlearning generator, for code that uses torch's global RNG."""
+    """A seed drawn from the unlearning generator, for code that needs a seed rather than a generator."""
     return int(torch.randint(0, 2**62, (1,), generator=gen))
 
 
@@ -35,40 +47,48 @@ def _device(model):
     return next(model.parameters()).device
 
 
-def original(model, split, p, gen):
+def original(model, split, p, ctx, gen):
     """Original M_o: the trained model, unchanged."""
     return model
 
 
-def retrain(model, split, p, gen):
+def retrain(model, split, p, ctx, gen):
     """Retrain M_r: train on D_r only, the gold standard.
 
-    reference: calls ``reset_parameters()`` on the model's direct children, which resets only the
-    final ``fc`` (the feature layers sit inside ``nn.Sequential``), then trains on D_r with the
-    dataset's schedule at lr ``p['lr']`` (0.01: the reference passes none and gets a default) and
-    no augmentation. corrected: a fresh network initialised from s_u, trained from scratch with
-    the original training recipe (augmentation included), last epoch kept.
+    reference: ``reset_parameters()`` on the model's direct children, then the dataset's schedule
+    on D_r at lr ``p['lr']`` (0.01: the reference passes none and gets a default), no
+    augmentation, through the reference's ``fit_one_cycle`` schedule (``train.lr_fit_one_cycle``).
+    corrected: a fresh network initialised from s_u, trained from scratch with the original
+    recipe (augmentation and schedule included), last epoch kept.
     """
     x, y = _xy(split, split.retain)
-    if p["mode"] == "reference":
-        for child in model.children():  # quirk: direct children only, so only fc is reset
-            if hasattr(child, "reset_parameters"):
-                child.reset_parameters()
-        recipe = {**p["train"], "lr": p["lr"], "augment": None}
-    else:
+    if ctx.mode == "reference":
         dev = _device(model)
-        model = models.build(p["model_cfg"], split.num_classes, tuple(x.shape[1:]), _seed(gen)).to(dev)
-        recipe = p["train"]
+        # the reference draws the reset from torch's global generator; here it is drawn from s_u,
+        # so the result depends on nothing the process ran before
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+            torch.manual_seed(_seed(gen))
+            for child in model.children():  # quirk (reference): direct children only: only fc resets
+                if hasattr(child, "reset_parameters"):
+                    child.reset_parameters()
+        # quirk (reference, facts §8.3): fit_one_cycle's schedule: warm-up through two epochs (to
+        # twice the lr) and milestones on 0-based epochs, one epoch late
+        recipe = {**ctx.recipe, "lr": p["lr"], "augment": None, "schedule": "fit_one_cycle"}
+    else:
+        model = models.build(ctx.model_cfg, split.num_classes, tuple(x.shape[1:]), _seed(gen)).to(_device(model))
+        recipe = ctx.recipe
     return train.fit(model, x, y, recipe, gen, split.data)
 
 
-def finetune(model, split, p, gen):
-    """Finetune: a few epochs of SGD on D_r (catastrophic forgetting of D_f)."""
+def finetune(model, split, p, ctx, gen):
+    """Finetune: a few epochs of SGD at a constant lr on D_r (catastrophic forgetting of D_f)."""
     x, y = _xy(split, split.retain)
-    return train.fit(model, x, y, {**p, "optimizer": "sgd"}, gen, split.data)
+    recipe = {"optimizer": "sgd", "epochs": p["epochs"], "lr": p["lr"], "momentum": p["momentum"],
+              "weight_decay": p["weight_decay"], "batch": p["batch"]}
+    return train.fit(model, x, y, recipe, gen, split.data)
 
 
-def random_labels(model, split, p, gen):
+def random_labels(model, split, p, ctx, gen):
     """Random-Labels (Golatkar et al. 2020; the reference calls it 'amnesiac').
 
     Each forget sample gets a label drawn uniformly from the other classes (other super-classes
@@ -79,10 +99,11 @@ def random_labels(model, split, p, gen):
     wrong = (yf + shift) % split.num_classes  # uniform over the classes other than yf
     xr, yr = _xy(split, split.retain)
     x, y = torch.cat([xr, xf]), torch.cat([yr, wrong])
-    return train.fit(model, x, y, {**p, "optimizer": "adam"}, gen, split.data)
+    recipe = {"optimizer": "adam", "epochs": p["epochs"], "lr": p["lr"], "batch": p["batch"]}
+    return train.fit(model, x, y, recipe, gen, split.data)
 
 
-def bad_teacher(model, split, p, gen):
+def bad_teacher(model, split, p, ctx, gen):
     """Bad-Teacher (Chundawat et al. 2023; reference name 'blindspot').
 
     The student (a copy of M_o) matches, by KL divergence at temperature T, the incompetent
@@ -92,9 +113,9 @@ def bad_teacher(model, split, p, gen):
     dev = _device(model)
     good = copy.deepcopy(model).eval()
     in_shape = tuple(split.data.train_x.shape[1:])
-    # quirk kept in both modes: the incompetent teacher is a new random network per s_u
-    bad = models.build(p["model_cfg"], split.num_classes, in_shape, _seed(gen)).to(dev).eval()
-    n_keep = int(p["retain_fraction"] * len(split.retain))  # quirk: a random 30 % of D_r
+    # kept in both modes: the incompetent teacher is a new random network per s_u
+    bad = models.build(ctx.model_cfg, split.num_classes, in_shape, _seed(gen)).to(dev).eval()
+    n_keep = int(p["retain_fraction"] * len(split.retain))  # a random 30 % of D_r
     keep = split.retain[torch.randperm(len(split.retain), generator=gen)[:n_keep].to(dev)]
     idx = torch.cat([split.forget, keep])
     flag = torch.cat([torch.ones(len(split.forget)), torch.zeros(n_keep)]).to(dev)
@@ -107,10 +128,11 @@ def bad_teacher(model, split, p, gen):
 
     def loss(out, tgt):  # KL with torch's 'mean' reduction (over all elements), as the reference
         return (torch.special.xlogy(tgt, tgt) - tgt * torch.log_softmax(out / t, 1)).mean()
-    return train.fit(model, x, target, {**p, "optimizer": "adam"}, gen, split.data, loss_fn=loss)
+    recipe = {"optimizer": "adam", "epochs": p["epochs"], "lr": p["lr"], "batch": p["batch"]}
+    return train.fit(model, x, target, recipe, gen, split.data, loss_fn=loss)
 
 
-def unsir(model, split, p, gen):
+def unsir(model, split, p, ctx, gen):
     """UNSIR (Tarun et al. 2023): learn error-maximising noise for the forget class, impair, repair.
 
     (1) noise N of shape (noise_batch, C, H, W) minimises -CE(model(N), forget label)
@@ -119,8 +141,8 @@ def unsir(model, split, p, gen):
     """
     dev = _device(model)
     data = split.data
-    ref = p["mode"] == "reference"
-    # quirk: the retain subset is the first `per_class` samples of each retained class
+    ref = ctx.mode == "reference"
+    # the retain subset is the first `per_class` samples of each retained class, as the reference
     groups = split.group_train[split.retain]
     first = torch.cat([torch.nonzero(groups == g).flatten()[: p["per_class"]] for g in groups.unique()])
     sub = split.retain[first.sort().values]
@@ -130,7 +152,9 @@ def unsir(model, split, p, gen):
     opt = torch.optim.Adam([noise], lr=p["noise_lr"])
     target = torch.full((p["noise_batch"],), split.forget_label, device=dev)
     model.train(ref)  # quirk (reference): train mode, so BatchNorm statistics move with the noise
-    model.requires_grad_(False)  # only the noise is optimised here
+    # quirk (reference, facts §8.4): the loss is back-propagated into the model too and only the
+    # noise optimiser is zeroed, so the model's gradients pile up over every noise step ...
+    model.requires_grad_(ref)
     for _ in range(steps):
         # the noise lives in the normalised input space, as in the reference
         loss = -F.cross_entropy(model(noise), target) + p["reg"] * noise.pow(2).sum((1, 2, 3)).mean()
@@ -148,16 +172,23 @@ def unsir(model, split, p, gen):
     std = torch.tensor(data.std, device=dev).view(1, -1, 1, 1)
     x = torch.cat([noisy * std + mean, xr])
     y = torch.cat([torch.full((len(noisy),), split.forget_label, device=dev), yr])
-    adam = {"optimizer": "adam", "lr": p["lr"], "epochs": 1}
+    # ... and the reference's loop (backward, step, then zero_grad) adds them to the first impair
+    # step; corrected starts from clean gradients
+    adam = {"optimizer": "adam", "lr": p["lr"], "epochs": 1, "zero_grad_after_step": ref}
     train.fit(model, x, y, {**adam, "batch": p["impair_batch"]}, gen, data)
+    model.zero_grad(set_to_none=True)
     return train.fit(model, xr, yr, {**adam, "batch": p["repair_batch"]}, gen, data)
 
 
 # --- Selective Synaptic Dampening ---------------------------------------------------------
 
-def _ssd_loss(kind):
+def _ssd_loss(kind, mode):
     if kind == "ssd":
         return lambda out, y: F.cross_entropy(out, y)
+    if mode == "reference":
+        # quirk (reference, facts §8.2): the squared Frobenius norm along the class axis, then the
+        # batch mean; equal to the sum of squares in exact arithmetic, not in float rounding
+        return lambda out, y: torch.norm(out, p="fro", dim=1).pow(2).mean()
     return lambda out, y: out.pow(2).sum(1).mean()  # LFSSD: squared L2 norm of the logits
 
 
@@ -170,7 +201,7 @@ def importance(model, x, y, data, kind: str, mode: str, batch: int = 64, chunk: 
     diagonal Fisher for SSD), computed with torch.func in chunks.
     """
     model.eval()
-    loss_fn = _ssd_loss(kind)
+    loss_fn = _ssd_loss(kind, mode)
     post = torch.square if kind == "ssd" else torch.abs
     params = {n: q.detach() for n, q in model.named_parameters()}
     imp = {n: torch.zeros_like(q) for n, q in params.items()}
@@ -206,49 +237,74 @@ def dampen(model, imp_forget: dict, imp_all: dict, alpha: float, lam: float):
     return model
 
 
-def _ssd(model, split, p, kind, alpha):
+def _ssd(model, split, p, ctx, kind, alpha):
     data = split.data
-    mode = p["mode"]
-    imp = lambda idx: importance(model, data.train_x[idx], split.y_train[idx], data, kind, mode,
-                                 p["batch"], p.get("chunk", 256))
+    imp = lambda idx: importance(model, data.train_x[idx], split.y_train[idx], data, kind, ctx.mode,
+                                 p["batch"], p["chunk"])
     i_f = imp(split.forget)
-    if mode == "corrected":
+    if ctx.mode == "corrected":
         # per-sample importances do not depend on order, so I_D over the whole training set is
         # a property of the original model alone: computed in dataset order (so that float
         # summation is the same whatever the target) once, and reused for every target and
         # setting with the same labels
         key = (kind, split.dataset in D.COARSE)
-        if key not in p["memo"]:
-            p["memo"][key] = imp(torch.arange(len(data.train_x), device=data.train_x.device))
-        i_d = p["memo"][key]
+        if key not in ctx.memo:
+            ctx.memo[key] = imp(torch.arange(len(data.train_x), device=data.train_x.device))
+        i_d = ctx.memo[key]
     else:
-        # quirk: the reference's whole-training-set loader is D_r (class-ordered) then D_f,
+        # quirk (reference): the whole-training-set loader is D_r (class-ordered) then D_f,
         # unshuffled, so its batches, and I_D, change with the target
         i_d = imp(split.train_all)
     return dampen(model, i_f, i_d, alpha, p["lambda"])
 
 
-def ssd(model, split, p, gen):
+def ssd(model, split, p, ctx, gen):
     """SSD (Foster et al. 2024): dampen parameters far more important to D_f than to D."""
-    return _ssd(model, split, p, "ssd", p["alpha"])
+    return _ssd(model, split, p, ctx, "ssd", p["alpha"])
 
 
-def lfssd(model, split, p, gen):
+def lfssd(model, split, p, ctx, gen):
     """LFSSD (Foster et al. 2024, loss-free): SSD with importances from the logits' squared norm."""
     alpha = p["alpha"]
-    if split.setting == "full_class" and (p["mode"] == "reference" or split.dataset in D.COARSE):
+    if split.setting == "full_class" and (ctx.mode == "reference" or split.dataset in D.COARSE):
         # quirk (reference): alpha_full_class, meant for the super-class dataset only, applies to
         # every full-class run through an operator-precedence slip; corrected keeps it for the
         # super-class full-class setting only
         alpha = p["alpha_full_class"]
-    return _ssd(model, split, p, "lfssd", alpha)
+    return _ssd(model, split, p, ctx, "lfssd", alpha)
 
+
+# --- the method table: one record per method, read by validation, the engine, plots, notebooks --
+
+@dataclass(frozen=True)
+class Method:
+    fn: Callable
+    label: str             # for figures and tables
+    deterministic: bool    # run once per original model, whatever s_u
+    version: int           # bump when the code changes what it computes: cached results recompute
+    params: dict           # the schema of its hyper-parameters in the profile
+    reference_retain_batch: str | None = None  # see unsir below
+
+
+POS, INT1 = Num(0, lo_open=True), Num(1, integer=True)
+SGD = {"epochs": INT1, "lr": POS, "momentum": Num(0, 1, hi_open=True), "weight_decay": Num(0), "batch": INT1}
+ADAM = {"epochs": INT1, "lr": POS, "batch": INT1}
+SSD_PARAMS = {"alpha": Num(0, lo_open=True, inf=True), "lambda": POS, "batch": INT1, "chunk": INT1}
 
 METHODS = {
-    "original": original, "retrain": retrain, "finetune": finetune,
-    "random_labels": random_labels, "bad_teacher": bad_teacher, "unsir": unsir,
-    "ssd": ssd, "lfssd": lfssd,
+    "original": Method(original, "Original", True, 1, {}),
+    "retrain": Method(retrain, "Retrain", False, 2, {"lr": POS}),
+    "finetune": Method(finetune, "Finetune", False, 1, SGD),
+    "random_labels": Method(random_labels, "Random-Labels", False, 1, ADAM),
+    "bad_teacher": Method(bad_teacher, "Bad-Teacher", False, 1,
+                          {**ADAM, "temperature": POS, "retain_fraction": Num(0, 1, lo_open=True)}),
+    # quirk (reference, facts §8.5): UNSIR rebinds the retain-test loader to its noise batch (32),
+    # so its batch-averaged retain accuracy uses batches of that size
+    "unsir": Method(unsir, "UNSIR", False, 2,
+                    {"noise_batch": INT1, "noise_lr": POS, "reg": Num(0), "noise_copies": INT1,
+                     "noise_steps": {"full_class": Num(0, integer=True), "sub_class": Num(0, integer=True)},
+                     "per_class": INT1, "impair_batch": INT1, "repair_batch": INT1, "lr": POS},
+                    reference_retain_batch="noise_batch"),
+    "ssd": Method(ssd, "SSD", True, 1, SSD_PARAMS),
+    "lfssd": Method(lfssd, "LFSSD", True, 2, {**SSD_PARAMS, "alpha_full_class": Num(0, lo_open=True, inf=True)}),
 }
-DETERMINISTIC = {"original", "ssd", "lfssd"}  # one run per original model, whatever s_u
-# Bump a method's version when its code changes what it computes: cached results then recompute.
-VERSION = {m: 1 for m in METHODS}

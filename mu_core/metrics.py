@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
+from scipy.optimize import minimize
 
 from . import data as D
 
@@ -41,21 +41,52 @@ def entropy(out: torch.Tensor) -> np.ndarray:
     return (-(logp.exp() * logp).sum(1)).cpu().numpy()
 
 
-def mia(ent_member: np.ndarray, ent_nonmember: np.ndarray, ent_target: np.ndarray) -> float:
+def logistic_fit(x: np.ndarray, y: np.ndarray, mode: str, C: float = 1.0):
+    """(w, b) of a logistic regression of labels ``y`` (0/1) on the one feature ``x``, with
+    balanced class weights s_i = n / (2 n_{y_i}) and an L2 penalty on the weight (not the bias),
+    as scikit-learn defines it: minimise C · sum_i s_i · loss_i + penalty.
+
+    reference: quirk (facts §8.6): the reference fits scikit-learn's two-class *multinomial* model:
+    one weight vector per class, penalty (w_1² + w_0²) / 2. Only w = w_1 - w_0 and b = b_1 - b_0
+    matter, and at the optimum w_1 = -w_0 = w/2, so the penalty is w² / 4: a binary logistic
+    regression with C doubled. corrected: the binary model, penalty w² / 2.
+    The optimum is found to 1e-10 (gradient norm); the reference stopped at scikit-learn's 1e-4.
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    n1, n0 = y.sum(), len(y) - y.sum()
+    s = np.where(y == 1, len(y) / (2 * n1), len(y) / (2 * n0))
+    c = 2 * C if mode == "reference" else C
+    sign = 2 * y - 1
+
+    def objective(theta):
+        w, b = theta
+        z = sign * (w * x + b)
+        loss = np.logaddexp(0, -z)  # log(1 + e^-z), stable
+        g = -s * sign * np.exp(-np.logaddexp(0, z))  # d loss / d(wx + b), times the weight
+        return c * np.sum(s * loss) + w * w / 2, np.array([c * np.sum(g * x) + w, c * np.sum(g)])
+    res = minimize(objective, np.zeros(2), jac=True, method="L-BFGS-B",
+                   options={"gtol": 1e-10, "ftol": 0, "maxiter": 1000})
+    return float(res.x[0]), float(res.x[1])
+
+
+def mia(ent_member: np.ndarray, ent_nonmember: np.ndarray, ent_target: np.ndarray, mode: str) -> float:
     """Percent of ``ent_target`` samples that an entropy attack calls members.
 
-    A logistic regression (balanced class weights, lbfgs) on the one feature entropy, fitted on
-    members (label 1) against non-members (label 0), as the reference does with retain-train
-    against the test split; applied to the forget-train samples.
+    A logistic regression on the one feature entropy (``logistic_fit``), fitted on members
+    (label 1) against non-members (label 0), as the reference does with retain-train against the
+    test split; applied to the forget-train samples.
     """
-    feats = np.concatenate([ent_member, ent_nonmember])[:, None]
+    feats = np.concatenate([ent_member, ent_nonmember])
     labels = np.r_[np.ones(len(ent_member)), np.zeros(len(ent_nonmember))]
-    clf = LogisticRegression(class_weight="balanced", solver="lbfgs").fit(feats, labels)
-    return 100 * float(clf.predict(ent_target[:, None]).mean())
+    w, b = logistic_fit(feats, labels, mode)
+    return 100 * float(np.mean(w * ent_target + b > 0))
 
 
-def evaluate(model, split: D.Split, mode: str, batch: int = 64) -> dict:
-    """retain_acc, forget_acc, test_acc and mia of ``model`` on ``split``."""
+def evaluate(model, split: D.Split, mode: str, batch: int = 64, retain_batch: int | None = None) -> dict:
+    """retain_acc, forget_acc, test_acc and mia of ``model`` on ``split``.
+
+    ``retain_batch``: the batch of the batch-averaged retain accuracy when it differs from
+    ``batch`` (the reference's UNSIR, see ``methods.METHODS``)."""
     d = split.data
     out_test = logits(model, d.test_x, d)
     out_train = logits(model, d.train_x[split.train_all], d)  # one pass: retain, then forget
@@ -63,8 +94,8 @@ def evaluate(model, split: D.Split, mode: str, batch: int = 64) -> dict:
     n_r = len(split.retain)
     yt = split.y_test
     return {
-        "retain_acc": accuracy(out_test[split.test_retain], yt[split.test_retain], mode, batch),
+        "retain_acc": accuracy(out_test[split.test_retain], yt[split.test_retain], mode, retain_batch or batch),
         "forget_acc": accuracy(out_test[split.test_forget], yt[split.test_forget], mode, batch),
         "test_acc": accuracy(out_test, yt, mode, batch),
-        "mia": mia(ent_train[:n_r], entropy(out_test), ent_train[n_r:]),
+        "mia": mia(ent_train[:n_r], entropy(out_test), ent_train[n_r:], mode),
     }

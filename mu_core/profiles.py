@@ -1,16 +1,21 @@
 """Profiles: YAML files in ``mu_core/profiles/``, overridable field by field, validated up front.
 
-Every check raises ``ConfigError`` with the parameter's name and what is allowed, before any
-data is loaded or any model trained.
+A profile may ``extends: OTHER`` and give only what differs. Every field is checked against
+``schema`` (method parameters against their method's record in ``methods.METHODS``); a bad value
+raises a one-line ``ConfigError`` naming the field and what is allowed, before any data is loaded
+or any model trained.
 """
 from __future__ import annotations
 
 import copy
 import os
+import re
 
 import yaml
 
 from . import data as D
+from . import models
+from .checks import Bool, Choice, ListOf, Num, Optional, Text, section
 from .errors import ConfigError
 from .methods import METHODS
 
@@ -18,34 +23,90 @@ HERE = os.path.join(os.path.dirname(__file__), "profiles")
 MODES = ("reference", "corrected")
 DEVICES = ("auto", "cpu", "cuda")
 DESIGNS = ("paper", "grid")
+INT0, INT1 = Num(0, integer=True), Num(1, integer=True)
 
 
 def names() -> list[str]:
     return sorted(f[:-5] for f in os.listdir(HERE) if f.endswith(".yaml"))
 
 
+def _read(name: str, seen=()) -> dict:
+    if name not in names():
+        raise ConfigError(f"profile {name!r} is unknown; allowed: {', '.join(names())}")
+    if name in seen:
+        raise ConfigError(f"profile {name!r} extends itself through {' -> '.join(seen)}")
+    with open(os.path.join(HERE, name + ".yaml")) as f:
+        prof = yaml.safe_load(f)
+    parent = prof.pop("extends", None)
+    return _merge(_read(parent, (*seen, name)), prof) if parent else prof
+
+
+def _merge(base: dict, top: dict) -> dict:
+    """``top`` over ``base``; sections merge field by field."""
+    out = copy.deepcopy(base)
+    for k, v in top.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) and v else copy.deepcopy(v)
+    return out
+
+
 def load(name: str, overrides=()) -> dict:
     """The profile ``name`` with ``overrides`` applied and validated.
 
-    ``overrides``: strings ``field=value`` (dotted fields, YAML values) or a dict {field: value}.
+    ``overrides``: a mapping {dotted field: value}; a list of strings ``field=value`` (YAML
+    values); or one string holding either a mapping ('{"mode": "corrected"}') or ``field=value``.
     """
-    if name not in names():
-        raise ConfigError(f"profile {name!r} is unknown; allowed: {', '.join(names())}")
-    with open(os.path.join(HERE, name + ".yaml")) as f:
-        prof = yaml.safe_load(f)
+    prof = _read(name)
     prof["profile"] = name
-    items = overrides.items() if isinstance(overrides, dict) else [_parse(o) for o in overrides]
-    for field, value in items:
+    for field, value in parse_overrides(overrides):
         set_field(prof, field, value)
+    for key in ("targets", "grid_targets"):  # a target is a class name: 3 and '3' are one target
+        if isinstance(prof.get(key), dict):
+            prof[key] = {k: [str(t) for t in v] if isinstance(v, list) else v for k, v in prof[key].items()}
     validate(prof)
     return prof
 
 
-def _parse(text: str):
-    if "=" not in text:
+def parse_overrides(overrides) -> list[tuple[str, object]]:
+    """[(field, value)] from any accepted form of ``overrides``."""
+    if overrides is None:
+        return []
+    if isinstance(overrides, str):
+        text = overrides.strip()
+        if text.startswith("{"):
+            overrides = _yaml(text, "overrides")
+            if not isinstance(overrides, dict):
+                raise ConfigError(f"overrides {text!r} must be a mapping of field: value")
+        else:
+            overrides = [text] if text else []
+    if isinstance(overrides, dict):
+        for k in overrides:
+            if not isinstance(k, str) or not k:
+                raise ConfigError(f"overrides: field names must be non-empty strings, got {k!r}")
+        return list(overrides.items())
+    if not isinstance(overrides, (list, tuple)):
+        raise ConfigError(f"overrides must be a mapping or a list of field=value, got {overrides!r}")
+    return [_parse(o) for o in overrides]
+
+
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def _yaml(text: str, what: str):
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        first = str(err).splitlines()[0]
+        raise ConfigError(f"{what}: {text!r} is not valid YAML ({first})") from None
+    if isinstance(value, str) and _NUMBER.match(value.strip()):
+        return float(value)  # YAML 1.1 reads 1e-3 as a string; a number is meant
+    return value
+
+
+def _parse(text) -> tuple[str, object]:
+    if not isinstance(text, str) or "=" not in text:
         raise ConfigError(f"override {text!r} must look like field=value (e.g. train.epochs.mnist10=5)")
     field, value = text.split("=", 1)
-    return field.strip(), yaml.safe_load(value)
+    return field.strip(), _yaml(value, f"override {field.strip()}")
 
 
 def set_field(prof: dict, field: str, value) -> None:
@@ -62,77 +123,71 @@ def set_field(prof: dict, field: str, value) -> None:
         node = node[k]
 
 
-def _int(prof, path: str, lo: int = 1):
-    node = prof
-    for k in path.split("."):
-        node = node[k]
-    if isinstance(node, bool) or not isinstance(node, int) or node < lo:
-        raise ConfigError(f"{path} must be an integer >= {lo}, got {node!r}")
-    return node
+class _Augment:
+    """null (no augmentation) or {crop_pad, flip, rotate}."""
+    FIELDS = {"crop_pad": INT0, "flip": Bool(), "rotate": Num(0, 180)}
+
+    def __call__(self, field, v):
+        return v if v is None else section(field, v, self.FIELDS)
 
 
-def _choice(value, field: str, allowed):
-    if value not in allowed:
-        raise ConfigError(f"{field} {value!r} is unknown; allowed: {', '.join(map(str, allowed))}")
+def schema(prof: dict) -> dict:
+    """The fields of a profile and what each allows (settings and datasets by its data source)."""
+    src = prof.get("data", {}).get("source") if isinstance(prof.get("data"), dict) else None
+    settings = D.SETTINGS.get(src, [s for v in D.SETTINGS.values() for s in v])
+    datasets = sorted({s.split("/")[0] for s in settings})
+    names_list = ListOf(Text(nonempty=True))
+    return {
+        "description": Text(), "profile": Text(),
+        "data": {"source": Choice(*D.SETTINGS), "image_size": Optional(INT1),
+                 "root": Optional(Text(optional=True)), "download": Optional(Bool())},
+        "model": {"arch": Choice(*models.ARCHS), "hidden": Optional(INT1), "width": Optional(INT1)},
+        "mode": Choice(*MODES), "deterministic": Bool(), "device": Choice(*DEVICES),
+        "train": {"optimizer": Choice("sgd", "adam"), "lr": Num(0, lo_open=True),
+                  "momentum": Num(0, 1, hi_open=True), "weight_decay": Num(0), "batch": INT1,
+                  "warmup_epochs": INT0, "gamma": Num(0, 1, lo_open=True),
+                  "epochs": (Choice(*datasets), INT1),
+                  "milestones": (Choice(*datasets), ListOf(INT1, ascending=True)),
+                  "augment": _Augment(), "amp": Choice(None, "bf16"), "channels_last": Bool()},
+        "designs": ListOf(Choice(*DESIGNS), nonempty=True),
+        "paper": {"I": INT1, "J": INT1, "a_train_seed": INT0, "a_first_unlearn_seed": INT0,
+                  "b_first_train_seed": INT0},
+        "grid": {"I": INT1, "J": INT1},
+        "targets": (Choice(*settings), names_list), "grid_targets": (Choice(*settings), names_list),
+        "methods": ListOf(Choice(*METHODS), nonempty=True),
+        "j_per_method": (Choice(*METHODS), INT1),
+        "method_params": {m: Optional(rec.params) for m, rec in METHODS.items()},
+        "eval": {"batch": INT1},
+    }
 
 
 def validate(prof: dict) -> None:
-    _choice(prof["mode"], "mode", MODES)
-    _choice(prof["device"], "device", DEVICES)
-    if not isinstance(prof.get("deterministic", False), bool):
-        raise ConfigError(f"deterministic must be true or false, got {prof['deterministic']!r}")
+    section("", prof, schema(prof))
     src = prof["data"]["source"]
-    _choice(src, "data.source", list(D.SETTINGS))
-    if src == "mnist5k":
-        _int(prof, "data.image_size")
-    _choice(prof["model"]["arch"], "model.arch", ("resnet18", "mlp"))
-    if not isinstance(prof["designs"], list) or not prof["designs"]:
-        raise ConfigError(f"designs must be a non-empty list of {', '.join(DESIGNS)}")
-    for d in prof["designs"]:
-        _choice(d, "designs", DESIGNS)
-    for d in ("paper", "grid"):
-        _int(prof, f"{d}.I")
-        _int(prof, f"{d}.J")
-    for k in ("a_train_seed", "a_first_unlearn_seed", "b_first_train_seed"):
-        _int(prof, f"paper.{k}", 0)
+    if src == "mnist5k" and "image_size" not in prof["data"]:
+        raise ConfigError("data.image_size is needed for data.source mnist5k (28, 14 or 7)")
     p = prof["paper"]
     if p["b_first_train_seed"] <= p["a_train_seed"] < p["b_first_train_seed"] + p["I"]:
         raise ConfigError(f"paper.a_train_seed {p['a_train_seed']} must lie outside protocol B's "
                           f"training seeds {p['b_first_train_seed']}..{p['b_first_train_seed'] + p['I'] - 1}")
-    if not isinstance(prof["methods"], list) or not prof["methods"]:
-        raise ConfigError(f"methods must be a non-empty list of {', '.join(METHODS)}")
-    for m in prof["methods"]:
-        _choice(m, "methods", list(METHODS))
-    for m, j in (prof.get("j_per_method") or {}).items():
-        _choice(m, "j_per_method", list(METHODS))
-        _int(prof, f"j_per_method.{m}")
     datasets = set()
     for field in ("targets", "grid_targets"):
-        for key, targets in (prof[field] or {}).items():
-            _choice(key, field, D.SETTINGS[src])
-            if not isinstance(targets, list):
-                raise ConfigError(f"{field}.{key} must be a list of class names")
+        for key, targets in prof[field].items():
             ds, setting = key.split("/")
             for t in targets:
                 D.target_index(ds, setting, t)
             datasets.add(ds)
-    used = [d for d in prof["designs"] if prof["targets" if d == "paper" else "grid_targets"]]
-    if not used:
+    if not [d for d in prof["designs"] if prof["targets" if d == "paper" else "grid_targets"]]:
         raise ConfigError("targets (paper design) and grid_targets (grid design) name no target "
                           "for the designs listed in designs")
-    tr = prof["train"]
-    _choice(tr["optimizer"], "train.optimizer", ("sgd", "adam"))
-    _choice(tr.get("amp"), "train.amp", (None, "bf16"))
-    if not isinstance(tr.get("channels_last", False), bool):
-        raise ConfigError(f"train.channels_last must be true or false, got {tr['channels_last']!r}")
-    _int(prof, "train.batch")
-    for ds in datasets:
+    for ds in sorted(datasets):
         for field in ("epochs", "milestones"):
-            if ds not in tr[field]:
-                raise ConfigError(f"train.{field} has no entry for dataset {ds}")
-        _int(prof, f"train.epochs.{ds}")
-    if isinstance(tr["lr"], bool) or not isinstance(tr["lr"], (int, float)) or tr["lr"] <= 0:
-        raise ConfigError(f"train.lr must be a positive number, got {tr['lr']!r}")
+            if ds not in prof["train"][field]:
+                raise ConfigError(f"train.{field} has no entry for dataset {ds}; add train.{field}.{ds}")
+    for m in prof["methods"]:
+        if METHODS[m].params and m not in prof["method_params"]:
+            raise ConfigError(f"method_params.{m} is missing; method {m} needs the fields "
+                              f"{', '.join(METHODS[m].params)}")
 
 
 def describe() -> str:

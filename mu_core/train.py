@@ -4,6 +4,9 @@ A recipe is a plain dict (its numbers live in the profile, never here)::
 
     epochs, lr, momentum, weight_decay, batch, optimizer ('sgd' | 'adam'),
     warmup_epochs (linear warm-up from 0, stepped per iteration), milestones, gamma,
+    schedule: 'pretrain' (default, ``lr_at``) | 'fit_one_cycle' (the reference Retrain's)
+    zero_grad_after_step: bool (the reference unlearning loop's order: gradients the model
+                           already carries enter the first step)
     augment: {crop_pad, flip, rotate}   (or null for none)
     amp: null | 'bf16'     (autocast the forward pass; a GPU speed option)
     channels_last: bool    (NHWC memory layout for convolutions; a GPU speed option)
@@ -26,12 +29,36 @@ from . import data as D
 
 
 def lr_at(recipe: dict, epoch: int, it: int, steps: int) -> float:
-    """Learning rate for iteration ``it`` of ``epoch`` (epochs counted from 1)."""
+    """Pre-training: the learning rate for iteration ``it`` of ``epoch`` (epochs counted from 1).
+
+    Linear warm-up from 0 over ``warmup_epochs``, stepped per iteration, then
+    lr · gamma^(number of milestones <= epoch).
+    """
     if epoch <= recipe.get("warmup_epochs", 0):
         done = (epoch - 1) * steps + it  # iterations already taken in the warm-up
         return recipe["lr"] * done / (recipe["warmup_epochs"] * steps)
     k = sum(m <= epoch for m in recipe.get("milestones", []))
     return recipe["lr"] * recipe.get("gamma", 0.2) ** k
+
+
+def lr_fit_one_cycle(recipe: dict, epoch: int, it: int, steps: int) -> float:
+    """The reference Retrain's schedule (its ``fit_one_cycle``; facts §8.3), epochs counted from 1.
+
+    quirk (reference): the warm-up scheduler is stepped in the first *two* epochs, so the lr
+    rises linearly (base · k / (steps + 1e-8) after k steps, as its WarmUpLR computes it) to
+    twice the base by the end of epoch 2; from epoch 3 the step scheduler is given the 0-based
+    epoch, lr · gamma^(number of milestones <= epoch - 1): every milestone one epoch late.
+    Without milestones the lr is constant (no warm-up either).
+    """
+    milestones = recipe.get("milestones") or []
+    if not milestones:
+        return recipe["lr"]
+    if epoch <= 2:
+        return recipe["lr"] * ((epoch - 1) * steps + it) / (steps + 1e-8)
+    return recipe["lr"] * recipe.get("gamma", 0.2) ** sum(m <= epoch - 1 for m in milestones)
+
+
+SCHEDULES = {"pretrain": lr_at, "fit_one_cycle": lr_fit_one_cycle}
 
 
 def augment(x: torch.Tensor, gen: torch.Generator, crop_pad=0, flip=False, rotate=0) -> torch.Tensor:
@@ -89,6 +116,8 @@ def fit(model, x, y, recipe: dict, gen: torch.Generator, data: D.Data, *,
     model.to(memory_format=layout)
     autocast = (lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if recipe.get("amp") == "bf16" \
         else contextlib.nullcontext
+    schedule = SCHEDULES[recipe.get("schedule", "pretrain")]
+    zero_after = recipe.get("zero_grad_after_step", False)
     best, best_state = -math.inf, None
     epochs = range(1, recipe["epochs"] + 1)
     if progress and recipe["epochs"] >= 10:
@@ -96,7 +125,7 @@ def fit(model, x, y, recipe: dict, gen: torch.Generator, data: D.Data, *,
     for epoch in epochs:
         model.train()
         for it, idx in enumerate(batches(len(x), recipe["batch"], gen)):
-            lr = lr_at(recipe, epoch, it, steps)
+            lr = schedule(recipe, epoch, it, steps)
             if lr != opt.param_groups[0]["lr"]:
                 for group in opt.param_groups:
                     group["lr"] = lr
@@ -107,9 +136,12 @@ def fit(model, x, y, recipe: dict, gen: torch.Generator, data: D.Data, *,
             with autocast():
                 out = model(xb.contiguous(memory_format=layout))
                 loss = loss_fn(out, y[idx]) if loss_fn else F.cross_entropy(out, y[idx])
-            opt.zero_grad(set_to_none=True)
+            if not zero_after:
+                opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if zero_after:
+                opt.zero_grad(set_to_none=True)
         if select is not None:
             score = select(model)
             if score > best:

@@ -41,7 +41,7 @@ def test_deterministic_methods_run_once_per_model():
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     d = str(tmp_path_factory.mktemp("run"))
-    table = grid.run("smoke", d, SMALL, progress=False)
+    table = grid.run("smoke", d, SMALL, executor="local", progress=False).table
     return d, table
 
 
@@ -60,7 +60,7 @@ def test_results_table_and_manifest(smoke_run):
 
 def test_second_run_trains_nothing_and_gives_the_same_table(smoke_run):
     d, table = smoke_run
-    again = grid.run("smoke", d, SMALL, progress=False)
+    again = grid.run("smoke", d, SMALL, executor="local", progress=False).table
     m = json.load(open(os.path.join(d, "manifest.json")))
     assert m["computed_this_run"] == {"trained": 0, "jobs": 0}
     pd.testing.assert_frame_equal(again, table)
@@ -68,13 +68,13 @@ def test_second_run_trains_nothing_and_gives_the_same_table(smoke_run):
 
 def test_a_changed_parameter_recomputes_only_what_depends_on_it(smoke_run, tmp_path):
     d, table = smoke_run
-    changed = grid.run("smoke", d, {**SMALL, "method_params.finetune.lr": 0.05}, progress=False)
+    changed = grid.run("smoke", d, {**SMALL, "method_params.finetune.lr": 0.05}, executor="local", progress=False).table
     m = json.load(open(os.path.join(d, "manifest.json")))
     n_finetune_jobs = int((table.method == "finetune").sum())  # finetune is stochastic: a job per row
     assert m["computed_this_run"] == {"trained": 0, "jobs": n_finetune_jobs}
     keep = changed.method != "finetune"
     pd.testing.assert_frame_equal(changed[keep], table[keep])
-    grid.run("smoke", d, SMALL, progress=False)  # restore the shared run's table (all cached)
+    grid.run("smoke", d, SMALL, executor="local", progress=False)  # restore the shared run's table (all cached)
 
 
 @pytest.mark.parametrize("override,message", [
@@ -93,7 +93,7 @@ def test_a_changed_parameter_recomputes_only_what_depends_on_it(smoke_run, tmp_p
 def test_bad_input_stops_before_any_work(tmp_path, override, message):
     d = tmp_path / "run"
     with pytest.raises(ConfigError) as err:
-        grid.run("smoke", str(d), override, progress=False)
+        grid.run("smoke", str(d), override, executor="local", progress=False)
     assert message in str(err.value)
     assert not d.exists()  # nothing written, not even the folder
 
@@ -102,7 +102,7 @@ def test_unknown_profile_and_foreign_run_folder(tmp_path, smoke_run, capsys):
     with pytest.raises(ConfigError, match="profile 'large' is unknown; allowed: classroom, paper"):
         profiles.load("large")
     with pytest.raises(ConfigError, match="was made by profile 'smoke'"):
-        grid.run("classroom", smoke_run[0], progress=False)
+        grid.run("classroom", smoke_run[0], executor="local", progress=False)
     assert main(["run", "--profile", "nope", "--run-dir", str(tmp_path / "x")]) == 2
     assert "profile 'nope' is unknown" in capsys.readouterr().err
     assert main(["profiles"]) == 0 and "classroom:" in capsys.readouterr().out
@@ -111,7 +111,7 @@ def test_unknown_profile_and_foreign_run_folder(tmp_path, smoke_run, capsys):
 def test_command_line_and_function_give_the_same_table(smoke_run, tmp_path):
     d = str(tmp_path / "cli")
     sets = [f"{k}={json.dumps(v)}" for k, v in SMALL.items()]
-    assert main(["run", "--profile", "smoke", "--run-dir", d, "--no-progress"] + sum([["--set", s] for s in sets], [])) == 0
+    assert main(["run", "--profile", "smoke", "--run-dir", d, "--no-progress", "--executor", "local"] + sum([["--set", s] for s in sets], [])) == 0
     cli = pd.read_csv(os.path.join(d, "results.csv"))
     ref = pd.read_csv(os.path.join(smoke_run[0], "results.csv"))
     cols = [c for c in cli.columns if c != "method_seconds"]
@@ -130,7 +130,7 @@ def test_paper_profile_end_to_end_on_the_synthetic_archive(cifar_root, tmp_path)
         "method_params.unsir.noise_copies": 2,
     }
     for profile in ("paper", "paper-corrected"):
-        table = grid.run(profile, str(tmp_path / profile), over, progress=False)
+        table = grid.run(profile, str(tmp_path / profile), over, executor="local", progress=False).table
         assert set(table.method) == {"original", "retrain", "finetune", "random_labels", "bad_teacher",
                                      "unsir", "ssd", "lfssd"}
         assert set(zip(table.dataset, table.setting)) == {("cifar100", "full_class"), ("cifar20", "full_class"),
@@ -143,5 +143,5 @@ def test_paper_profile_end_to_end_on_the_synthetic_archive(cifar_root, tmp_path)
 
 def test_missing_cifar_folder_is_a_clear_error_before_training(tmp_path):
     with pytest.raises(ConfigError, match="data.root"):
-        grid.run("paper", str(tmp_path / "r"), {"data.root": str(tmp_path / "none")}, progress=False)
+        grid.run("paper", str(tmp_path / "r"), {"data.root": str(tmp_path / "none")}, executor="local", progress=False)
     assert not (tmp_path / "r" / "results.csv").exists()

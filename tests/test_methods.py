@@ -20,15 +20,19 @@ def setup():
     return data, net, recipe, D.make_split(data, "mnist10", "full_class", "7")
 
 
-def params_for(method, recipe, mode="reference", setting="full_class", dataset="mnist10"):
-    return {**copy.deepcopy(PROF["method_params"].get(method, {})), "mode": mode, "train": recipe,
-            "model_cfg": {"arch": "mlp", "hidden": 64}, "memo": {}, "dataset": dataset, "setting": setting}
+def params_for(method):
+    return copy.deepcopy(PROF["method_params"].get(method, {}))
 
 
-def run(method, setup, seed=0, mode="reference", **over):
-    data, net, recipe, split = setup
-    p = {**params_for(method, recipe, mode), **over}
-    return M.METHODS[method](copy.deepcopy(net), split, p, torch.Generator().manual_seed(seed))
+def ctx_for(recipe, mode="reference"):
+    return M.Context(mode, recipe, {"arch": "mlp", "hidden": 64})
+
+
+def run(method, setup, seed=0, mode="reference", ctx=None, recipe=None, **over):
+    data, net, base_recipe, split = setup
+    p = {**params_for(method), **over}
+    ctx = ctx or ctx_for(recipe or base_recipe, mode)
+    return M.METHODS[method].fn(copy.deepcopy(net), split, p, ctx, torch.Generator().manual_seed(seed))
 
 
 def capture_fit(monkeypatch):
@@ -46,7 +50,7 @@ def capture_fit(monkeypatch):
 def test_retrain_never_sees_a_forget_sample(setup, monkeypatch, mode):
     data, _, recipe, split = setup
     seen = capture_fit(monkeypatch)
-    run("retrain", setup, mode=mode, train={**recipe, "epochs": 1})
+    run("retrain", setup, mode=mode, recipe={**recipe, "epochs": 1})
     forget_rows = {tuple(r) for r in data.train_x[split.forget].flatten(1).tolist()}
     for x, _ in seen:
         assert len(x) == len(split.retain)
@@ -146,9 +150,8 @@ def test_random_labels_never_assigns_the_true_class(setup, monkeypatch, setting,
     data = setup[0]
     split = D.make_split(data, "mnist5", setting, target)
     seen = capture_fit(monkeypatch)
-    p = params_for("random_labels", setup[2], setting=setting, dataset="mnist5")
     net = models.build({"arch": "mlp", "hidden": 64}, 5, (1, 14, 14), 0)
-    M.random_labels(net, split, p, torch.Generator().manual_seed(4))
+    M.random_labels(net, split, params_for("random_labels"), ctx_for(setup[2]), torch.Generator().manual_seed(4))
     _, y = seen[0]
     given = y[len(split.retain):]
     true = split.y_train[split.forget]
@@ -163,14 +166,12 @@ def test_unsir_noise_set(mode, distinct, monkeypatch):
     x = torch.rand(60, 3, 8, 8, generator=rng)
     y = torch.arange(60) % 3
     dd = D.Data(x, y, y, x[:30], y[:30], y[:30], (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
-    split = D.make_split.__wrapped__(dd) if hasattr(D.make_split, "__wrapped__") else None
     split = D.Split(dd, "cifar100", "full_class", "x", y, y[:30], y, torch.arange(40), torch.arange(40, 60),
                     torch.arange(20), torch.arange(20, 30), 3, 2)
     seen = capture_fit(monkeypatch)
     net = models.build({"arch": "resnet18", "width": 4}, 3, (3, 8, 8), 0)
-    p = {**copy.deepcopy(PROF["method_params"]["unsir"]), "mode": mode, "memo": {}, "setting": "full_class"}
-    p["noise_copies"] = 2
-    M.unsir(net, split, p, torch.Generator().manual_seed(1))
+    p = {**params_for("unsir"), "noise_copies": 2}
+    M.unsir(net, split, p, M.Context(mode, {}, {"arch": "resnet18", "width": 4}), torch.Generator().manual_seed(1))
     x_impair, y_impair = seen[0]
     n_noise = int((y_impair[: distinct * 2] == 2).sum())
     assert n_noise == distinct * 2
@@ -213,8 +214,8 @@ def test_mia_separates_members_from_held_out_on_an_overfitted_model():
     ent = lambda x: metrics.entropy(metrics.logits(net, x, data))
     member, held = data.train_x[idx], data.train_x[idx + 1]  # same classes, never trained on
     nonmember = data.test_x
-    score_members = metrics.mia(ent(member[:200]), ent(nonmember), ent(member[200:]))
-    score_held = metrics.mia(ent(member[:200]), ent(nonmember), ent(held))
+    score_members = metrics.mia(ent(member[:200]), ent(nonmember), ent(member[200:]), "reference")
+    score_held = metrics.mia(ent(member[:200]), ent(nonmember), ent(held), "reference")
     assert score_members > score_held + 20, (score_members, score_held)
 
 
@@ -223,11 +224,12 @@ def test_corrected_reuse_of_the_whole_data_importance_is_exact(setup, method):
     """I_D computed for one target and reused for another equals a fresh computation."""
     data, net, recipe, split7 = setup
     split3 = D.make_split(data, "mnist10", "full_class", "3")
-    shared = params_for(method, recipe, "corrected")
-    M.METHODS[method](copy.deepcopy(net), split7, shared, torch.Generator())  # fills the memo
-    assert shared["memo"]
-    reused = M.METHODS[method](copy.deepcopy(net), split3, shared, torch.Generator())
-    fresh = M.METHODS[method](copy.deepcopy(net), split3, params_for(method, recipe, "corrected"), torch.Generator())
+    fn, p = M.METHODS[method].fn, params_for(method)
+    shared = ctx_for(recipe, "corrected")
+    fn(copy.deepcopy(net), split7, p, shared, torch.Generator())  # fills the memo
+    assert shared.memo
+    reused = fn(copy.deepcopy(net), split3, p, shared, torch.Generator())
+    fresh = fn(copy.deepcopy(net), split3, p, ctx_for(recipe, "corrected"), torch.Generator())
     for k, v in reused.state_dict().items():
         assert torch.equal(v, fresh.state_dict()[k])
 

@@ -22,14 +22,18 @@ def test_resnet18_is_the_reference_architecture():
     assert net(torch.zeros(2, 3, 32, 32)).shape == (2, 100)
 
 
-def test_reference_retrain_reset_touches_only_fc():
+def test_reference_retrain_reset_touches_only_fc(monkeypatch):
+    """methods.retrain itself (reference mode), stopped where training would start."""
     net = models.build({"arch": "resnet18", "width": 8}, 20, (3, 32, 32), seed=0)
     before = copy.deepcopy(net.state_dict())
-    torch.manual_seed(123)
-    for child in net.children():  # what methods.retrain does in reference mode
-        if hasattr(child, "reset_parameters"):
-            child.reset_parameters()
-    changed = {k for k, v in net.state_dict().items() if not torch.equal(v, before[k])}
+    x, y = torch.rand(40, 3, 32, 32), torch.arange(40) % 20
+    dd = D.Data(x, y, y, x[:20], y[:20], y[:20], (0.5,) * 3, (0.25,) * 3)
+    split = D.make_split(dd, "cifar100", "full_class", "apple")
+    started = []
+    monkeypatch.setattr(train, "fit", lambda m, *a, **k: started.append(copy.deepcopy(m.state_dict())) or m)
+    ctx = M.Context("reference", {"epochs": 1, "batch": 8, "milestones": [], "lr": 0.1}, {"arch": "resnet18", "width": 8})
+    M.retrain(net, split, {"lr": 0.01}, ctx, torch.Generator().manual_seed(5))
+    changed = {k for k, v in started[0].items() if not torch.equal(v, before[k])}
     assert changed == {"fc.weight", "fc.bias"}
 
 
