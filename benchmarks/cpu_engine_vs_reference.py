@@ -9,7 +9,7 @@ The baseline does the same work the way the reference code did: one model at a t
 DataLoader over a Dataset that normalises (and for training, augments) each sample; every row
 of the table computed on its own (deterministic methods rerun for every unlearning seed);
 evaluation as separate loader passes per metric; SSD's whole-training-set importance recomputed
-for every run. Our engine: ``grid.run`` with the dask executor (2 single-threaded workers) from
+for every run. Our engine: ``study.run`` with the dask executor (2 single-threaded workers) from
 an empty cache. Run: ``make bench`` (or ``.venv/bin/python benchmarks/cpu_engine_vs_reference.py``).
 """
 import copy
@@ -27,7 +27,7 @@ from sklearn.linear_model import LogisticRegression
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2 as T
 
-from mu_core import data as D, grid, models, profiles
+from mu_core import data as D, models, plan, profiles, study
 
 SLICE = {"designs": ["paper"], "paper.I": 2,
          "targets": {"mnist10/full_class": ["7"], "mnist5/full_class": ["1-7"], "mnist5/sub_class": ["7"]}}
@@ -182,12 +182,12 @@ def unlearn(method, model, s, P, r, data, seed, prof):
 
 def baseline(prof):
     data = D.load(prof["data"])
-    rows = grid.plan(prof)
+    rows = plan.rows(prof)
     trained = {}
     for r in rows:
         key = (r["dataset"], r["train_seed"])
         if key not in trained:
-            rec = grid.recipe(prof, r["dataset"])
+            rec = plan.recipe(prof, r["dataset"])
             torch.manual_seed(r["train_seed"])
             m = models.build(prof["model"], D.NUM_CLASSES[r["dataset"]], tuple(data.train_x.shape[1:]), r["train_seed"])
             y, yt = D.labels(data, r["dataset"])
@@ -203,7 +203,7 @@ def baseline(prof):
             trained[key] = m
         s = D.make_split(data, r["dataset"], r["setting"], r["target"])
         u = unlearn(r["method"], copy.deepcopy(trained[key]), s, prof["method_params"],
-                    grid.recipe(prof, r["dataset"]), data, r["unlearn_seed"], prof)
+                    plan.recipe(prof, r["dataset"]), data, r["unlearn_seed"], prof)
         evaluate(u, s, data)
     return len(rows), len(trained)
 
@@ -217,7 +217,7 @@ def main():
     run_dir = tempfile.mkdtemp(prefix="bench-")
     try:
         t0 = time.perf_counter()
-        table = grid.run(prof, run_dir, executor="dask", progress=False)
+        table = study.run(prof, run_dir, executor="dask", progress=False).table
         t_ours = time.perf_counter() - t0
     finally:
         shutil.rmtree(run_dir)

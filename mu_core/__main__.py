@@ -4,7 +4,7 @@ import argparse
 import json
 import sys
 
-from . import grid, profiles
+from . import profiles, study
 from .errors import ConfigError
 
 
@@ -12,12 +12,12 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m mu_core", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
     sub.add_parser("profiles", help="list the profiles and their fields")
-    r = sub.add_parser("run", help="run a profile's grid and write results.csv")
+    r = sub.add_parser("run", help="run a profile's designs and write results.csv")
     r.add_argument("--profile", required=True)
     r.add_argument("--run-dir", required=True)
     r.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a profile field (dotted, YAML value); repeatable")
-    r.add_argument("--executor", default="auto", choices=grid.EXECUTORS,
+    r.add_argument("--executor", default="auto", choices=study.EXECUTORS,
                    help="auto (default): a dask LocalCluster with one worker per core when there is "
                         "more than one core, else in this process")
     r.add_argument("--scheduler", default=None, help="dask scheduler address (default: a LocalCluster)")
@@ -28,7 +28,7 @@ def main(argv=None):
         if args.command == "profiles":
             print(profiles.describe())
             return 0
-        summary = grid.run(args.profile, args.run_dir, args.set, args.executor, args.scheduler,
+        summary = study.run(args.profile, args.run_dir, args.set, args.executor, args.scheduler,
                            progress=not args.no_progress)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)

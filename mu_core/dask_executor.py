@@ -1,4 +1,4 @@
-"""The dask executor: the grid's tasks on a ``dask.distributed`` cluster.
+"""The dask executor: the run's tasks on a ``dask.distributed`` cluster.
 
 Without a scheduler address a ``LocalCluster`` is started (one single-threaded worker process
 per core); with one, any running scheduler is used: a SLURM or PBS cluster through
@@ -11,15 +11,14 @@ worker resource ``GPU=1`` (start GPU workers with ``--resources GPU=1``).
 """
 from __future__ import annotations
 
-from . import grid
+import os
+
+from . import plan, tasks
+from .errors import ConfigError
 
 
 def run_groups(prof, run_dir, tspecs, groups, scheduler=None, bar=None, n_workers=None) -> dict:
-    import os
-
     from distributed import Client, LocalCluster, as_completed
-
-    from .errors import ConfigError
     cluster = None
     if scheduler is None:
         cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1,
@@ -31,16 +30,16 @@ def run_groups(prof, run_dir, tspecs, groups, scheduler=None, bar=None, n_worker
         except (OSError, TimeoutError, ValueError) as err:
             raise ConfigError(f"scheduler {scheduler!r} cannot be reached ({type(err).__name__}: "
                               f"{str(err).splitlines()[0] if str(err) else 'no answer'})") from None
-    gpu = grid.resolve_device(prof["device"]).type == "cuda"
+    gpu = tasks.resolve_device(prof["device"]).type == "cuda"
     kw = {"resources": {"GPU": 1}} if gpu else {}
     counts = {"trained": 0, "jobs": 0}
     try:
         sizes, futures = {}, []
         for tkey, jobs in groups.items():
-            t = client.submit(grid.ensure_trained, prof, run_dir, tspecs[tkey], pure=False, **kw)
+            t = client.submit(tasks.train_one, prof, run_dir, tspecs[tkey], pure=False, **kw)
             futures.append(t)
-            for part in grid.chunks(jobs):
-                f = client.submit(grid.run_group, prof, run_dir, tspecs[tkey], part, None, t, pure=False, **kw)
+            for part in plan.chunks(jobs):
+                f = client.submit(tasks.run_jobs, prof, run_dir, tspecs[tkey], part, after=t, pure=False, **kw)
                 sizes[f.key] = len(part)
                 futures.append(f)
         for fut in as_completed(futures):

@@ -104,7 +104,7 @@ def _yaml(text: str, what: str):
 
 def _parse(text) -> tuple[str, object]:
     if not isinstance(text, str) or "=" not in text:
-        raise ConfigError(f"override {text!r} must look like field=value (e.g. train.epochs.mnist10=5)")
+        raise ConfigError(f"overrides: {text!r} must look like field=value (e.g. train.epochs.mnist10=5)")
     field, value = text.split("=", 1)
     return field.strip(), _yaml(value, f"override {field.strip()}")
 
@@ -134,7 +134,7 @@ class _Augment:
 def schema(prof: dict) -> dict:
     """The fields of a profile and what each allows (settings and datasets by its data source)."""
     src = prof.get("data", {}).get("source") if isinstance(prof.get("data"), dict) else None
-    settings = D.SETTINGS.get(src, [s for v in D.SETTINGS.values() for s in v])
+    settings = D.SETTINGS.get(src if isinstance(src, str) else None, [s for v in D.SETTINGS.values() for s in v])
     datasets = sorted({s.split("/")[0] for s in settings})
     names_list = ListOf(Text(nonempty=True))
     return {
@@ -208,22 +208,3 @@ def _fields(node, prefix=""):
             yield from _fields(v, f"{prefix}{k}.")
         else:
             yield f"{prefix}{k}={v!r}" if not isinstance(v, (list, dict)) else f"{prefix}{k}"
-
-
-def check(name: str, value, kind, minimum=None, allowed=None, optional: bool = False):
-    """Validate one notebook or command-line parameter; ConfigError names it and what is allowed.
-
-    ``kind``: a type or tuple of types (bool is never accepted as a number); ``minimum``: the
-    smallest allowed value; ``allowed``: the allowed values; ``optional``: None is allowed.
-    """
-    if value is None and optional:
-        return value
-    numeric = kind in (int, float) or (isinstance(kind, tuple) and set(kind) <= {int, float})
-    if not isinstance(value, kind) or (numeric and isinstance(value, bool)):
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise ConfigError(f"parameter {name} must be {'None or ' if optional else ''}{names}, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"parameter {name} must be >= {minimum}, got {value!r}")
-    if allowed is not None and value not in allowed:
-        raise ConfigError(f"parameter {name} {value!r} is not allowed; allowed: {', '.join(map(str, allowed))}")
-    return value

@@ -99,7 +99,7 @@ def batches(n: int, size: int, gen: torch.Generator | None):
 
 
 def fit(model, x, y, recipe: dict, gen: torch.Generator, data: D.Data, *,
-        select=None, progress: str | None = None, loss_fn=None):
+        select=None, label: str | None = None, loss_fn=None):
     """Train ``model`` in place on images ``x`` (in [0, 1]) with labels ``y``.
 
     ``select``: a function model -> score, called after every epoch; the best-scoring epoch's
@@ -120,8 +120,8 @@ def fit(model, x, y, recipe: dict, gen: torch.Generator, data: D.Data, *,
     zero_after = recipe.get("zero_grad_after_step", False)
     best, best_state = -math.inf, None
     epochs = range(1, recipe["epochs"] + 1)
-    if progress and recipe["epochs"] >= 10:
-        epochs = tqdm(epochs, desc=progress, leave=False)
+    if label and recipe["epochs"] >= 10:
+        epochs = tqdm(epochs, desc=label, leave=False)
     for epoch in epochs:
         model.train()
         for it, idx in enumerate(batches(len(x), recipe["batch"], gen)):

@@ -5,7 +5,7 @@ import os
 import pandas as pd
 import pytest
 
-from mu_core import ConfigError, grid, profiles
+from mu_core import ConfigError, plan, profiles, study
 from mu_core.__main__ import main
 
 INTERFACE = ["dataset", "setting", "target", "method", "mode", "train_seed", "unlearn_seed",
@@ -16,7 +16,7 @@ SMALL = {"targets": {"mnist10/full_class": ["7"]}, "grid_targets": {"mnist5/sub_
 
 def test_plan_follows_the_seed_interface():
     prof = profiles.load("smoke", {**SMALL, "j_per_method": {"finetune": 1}})
-    rows = pd.DataFrame(grid.plan(prof))
+    rows = pd.DataFrame(plan.rows(prof))
     g = rows[rows.design == "grid"]
     ssd = g[g.method == "ssd"]
     assert sorted(zip(ssd.train_seed, ssd.unlearn_seed)) == [(1, 1), (1, 2), (2, 3), (2, 4)]
@@ -29,7 +29,7 @@ def test_plan_follows_the_seed_interface():
 
 def test_deterministic_methods_run_once_per_model():
     prof = profiles.load("smoke", SMALL)
-    rows, tspecs, groups = grid.schedule(prof)
+    rows, tspecs, groups = plan.schedule(prof)
     jobs = [j for g in groups.values() for j in g]
     n_models = len(tspecs)
     assert n_models == 3 + 2  # paper: seed 1, 100, 101 on mnist10; grid: seeds 1, 2 on mnist5
@@ -41,7 +41,7 @@ def test_deterministic_methods_run_once_per_model():
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     d = str(tmp_path_factory.mktemp("run"))
-    table = grid.run("smoke", d, SMALL, executor="local", progress=False).table
+    table = study.run("smoke", d, SMALL, executor="local", progress=False).table
     return d, table
 
 
@@ -49,7 +49,7 @@ def test_results_table_and_manifest(smoke_run):
     d, table = smoke_run
     on_disk = pd.read_csv(os.path.join(d, "results.csv"))
     assert set(INTERFACE) <= set(on_disk.columns)
-    assert len(on_disk) == len(grid.plan(profiles.load("smoke", SMALL)))
+    assert len(on_disk) == len(plan.rows(profiles.load("smoke", SMALL)))
     assert on_disk[["retain_acc", "forget_acc", "test_acc", "mia"]].stack().between(0, 100).all()
     det = on_disk[on_disk.method == "ssd"].groupby(["design", "train_seed"]).forget_acc.nunique()
     assert (det == 1).all()  # a deterministic method: one value per original model
@@ -60,7 +60,7 @@ def test_results_table_and_manifest(smoke_run):
 
 def test_second_run_trains_nothing_and_gives_the_same_table(smoke_run):
     d, table = smoke_run
-    again = grid.run("smoke", d, SMALL, executor="local", progress=False).table
+    again = study.run("smoke", d, SMALL, executor="local", progress=False).table
     m = json.load(open(os.path.join(d, "manifest.json")))
     assert m["computed_this_run"] == {"trained": 0, "jobs": 0}
     pd.testing.assert_frame_equal(again, table)
@@ -68,13 +68,13 @@ def test_second_run_trains_nothing_and_gives_the_same_table(smoke_run):
 
 def test_a_changed_parameter_recomputes_only_what_depends_on_it(smoke_run, tmp_path):
     d, table = smoke_run
-    changed = grid.run("smoke", d, {**SMALL, "method_params.finetune.lr": 0.05}, executor="local", progress=False).table
+    changed = study.run("smoke", d, {**SMALL, "method_params.finetune.lr": 0.05}, executor="local", progress=False).table
     m = json.load(open(os.path.join(d, "manifest.json")))
     n_finetune_jobs = int((table.method == "finetune").sum())  # finetune is stochastic: a job per row
     assert m["computed_this_run"] == {"trained": 0, "jobs": n_finetune_jobs}
     keep = changed.method != "finetune"
     pd.testing.assert_frame_equal(changed[keep], table[keep])
-    grid.run("smoke", d, SMALL, executor="local", progress=False)  # restore the shared run's table (all cached)
+    study.run("smoke", d, SMALL, executor="local", progress=False)  # restore the shared run's table (all cached)
 
 
 @pytest.mark.parametrize("override,message", [
@@ -93,7 +93,7 @@ def test_a_changed_parameter_recomputes_only_what_depends_on_it(smoke_run, tmp_p
 def test_bad_input_stops_before_any_work(tmp_path, override, message):
     d = tmp_path / "run"
     with pytest.raises(ConfigError) as err:
-        grid.run("smoke", str(d), override, executor="local", progress=False)
+        study.run("smoke", str(d), override, executor="local", progress=False)
     assert message in str(err.value)
     assert not d.exists()  # nothing written, not even the folder
 
@@ -102,7 +102,7 @@ def test_unknown_profile_and_foreign_run_folder(tmp_path, smoke_run, capsys):
     with pytest.raises(ConfigError, match="profile 'large' is unknown; allowed: classroom, paper"):
         profiles.load("large")
     with pytest.raises(ConfigError, match="was made by profile 'smoke'"):
-        grid.run("classroom", smoke_run[0], executor="local", progress=False)
+        study.run("classroom", smoke_run[0], executor="local", progress=False)
     assert main(["run", "--profile", "nope", "--run-dir", str(tmp_path / "x")]) == 2
     assert "profile 'nope' is unknown" in capsys.readouterr().err
     assert main(["profiles"]) == 0 and "classroom:" in capsys.readouterr().out
@@ -130,7 +130,7 @@ def test_paper_profile_end_to_end_on_the_synthetic_archive(cifar_root, tmp_path)
         "method_params.unsir.noise_copies": 2,
     }
     for profile in ("paper", "paper-corrected"):
-        table = grid.run(profile, str(tmp_path / profile), over, executor="local", progress=False).table
+        table = study.run(profile, str(tmp_path / profile), over, executor="local", progress=False).table
         assert set(table.method) == {"original", "retrain", "finetune", "random_labels", "bad_teacher",
                                      "unsir", "ssd", "lfssd"}
         assert set(zip(table.dataset, table.setting)) == {("cifar100", "full_class"), ("cifar20", "full_class"),
@@ -143,5 +143,5 @@ def test_paper_profile_end_to_end_on_the_synthetic_archive(cifar_root, tmp_path)
 
 def test_missing_cifar_folder_is_a_clear_error_before_training(tmp_path):
     with pytest.raises(ConfigError, match="data.root"):
-        grid.run("paper", str(tmp_path / "r"), {"data.root": str(tmp_path / "none")}, executor="local", progress=False)
+        study.run("paper", str(tmp_path / "r"), {"data.root": str(tmp_path / "none")}, executor="local", progress=False)
     assert not (tmp_path / "r" / "results.csv").exists()

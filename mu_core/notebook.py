@@ -1,0 +1,101 @@
+"""The stage notebooks' parameters: one table of what each takes, checked before any work.
+
+papermill injects ``-p NAME VALUE`` as a cell after the notebook's parameters cell and silently
+ignores a NAME the notebook does not have; ``parameters(globals(), notebook)`` therefore refuses
+any name it does not know, checks every value, and returns them. The book's re-runner page is
+generated from ``PARAMETERS``.
+"""
+from __future__ import annotations
+
+import types
+
+from . import profiles
+from .checks import Choice, Num, Text
+from .errors import ConfigError  # noqa: F401 (notebooks raise it)
+from .study import EXECUTORS
+
+
+class Overrides:
+    """Profile overrides: a mapping, a list of field=value, or a string holding either."""
+
+    def __call__(self, field, v):
+        profiles.parse_overrides(v)  # raises a ConfigError naming what is wrong
+        return v
+
+    def allowed(self):
+        return 'a mapping {field: value}, e.g. {"mode": "corrected"} (also as a string), or a list of "field=value"'
+
+
+def _profile():
+    return Choice(*profiles.names())
+
+
+RUN = {
+    "profile": (_profile, "classroom", "the profile whose run is read or made"),
+    "run_dir": (lambda: Text(nonempty=True), "runs/classroom", "the run folder"),
+    "overrides": (Overrides, {}, "profile fields to change; figure notebooks refuse any the run does not reflect"),
+}
+EXEC = {
+    "executor": (lambda: Choice(*EXECUTORS), "auto", "auto: dask on more than one core; local: this process"),
+    "scheduler": (lambda: Text(optional=True), None, "a dask scheduler address; None starts a LocalCluster"),
+}
+TARGET = lambda doc: (lambda: Text(optional=True), None, doc)  # noqa: E731
+REAL = lambda lo, default, doc, **kw: (lambda: Num(lo, **kw), default, doc)  # noqa: E731
+
+PARAMETERS = {
+    "01_train": {**RUN, **EXEC},
+    "02_unlearn": {**RUN, **EXEC,
+                   "figure_setting": TARGET("e.g. 'mnist5/sub_class'; None: the first setting of the paper design"),
+                   "figure_target": TARGET("e.g. '7'; None: that setting's first target")},
+    "03_figure1": {**RUN, "panel_a_target": TARGET("full-class target; None: 'pine' if the profile has it, else its first"),
+                   "panel_b_target": TARGET("sub-class target; None: 'sea' if the profile has it, else its first")},
+    "04_figure2": {**RUN},
+    "05_beyond": {**RUN, "n_b": REAL(1, 50, "B instances per A instance", integer=True),
+                  "n_boot": REAL(10, 200, "bootstrap resamples of training seeds", integer=True)},
+    "06_modes": {**RUN, **EXEC,
+                 "corrected_run_dir": (lambda: Text(optional=True), None, "None: run_dir + '-corrected'"),
+                 "n_targets": REAL(1, 1, "targets per setting rerun in corrected mode", integer=True)},
+    "07_simulation": {"sigma_b": REAL(0, 3.0, "spread of the per-seed means (points)"),
+                      "sigma_w": REAL(0, 1.5, "typical spread across unlearning seeds (points)"),
+                      "tau": REAL(0, 0.8, "how much that spread differs between training seeds"),
+                      "mu": REAL(None, 60.0, "overall mean (%)"),
+                      "I": REAL(2, 11, "protocol B's training seeds", integer=True),
+                      "J": REAL(2, 11, "protocol A's unlearning seeds", integer=True),
+                      "n_seeds": REAL(2, 5000, "training seeds simulated", integer=True),
+                      "seed": REAL(0, 0, "the simulation's seed", integer=True),
+                      "profile": (lambda: Text(), "none", "unused: the simulation runs no experiment"),
+                      "run_dir": (lambda: Text(), "runs/simulation", "where the figure is saved"),
+                      "overrides": (Overrides, {}, "unused")},
+}
+
+_IPYTHON = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+
+
+def parameters(namespace: dict, notebook: str) -> types.SimpleNamespace:
+    """The parameters of ``notebook`` found in ``namespace`` (a notebook's ``globals()``), checked.
+
+    Call it right after the parameters cell: every other plain value there is an unknown
+    parameter (a misspelt ``-p`` name) and is refused with the list of those allowed.
+    """
+    spec = PARAMETERS[notebook]
+    given = {k: v for k, v in namespace.items()
+             if not k.startswith("_") and k not in _IPYTHON
+             and not isinstance(v, (types.ModuleType, types.FunctionType, type, types.BuiltinFunctionType))}
+    unknown = sorted(set(given) - set(spec))
+    if unknown:
+        raise ConfigError(f"parameter {unknown[0]!r} is unknown to {notebook}; its parameters: {', '.join(spec)}")
+    out = {}
+    for name, (check, default, _) in spec.items():
+        out[name] = check()(f"parameter {name}", given.get(name, default))
+    return types.SimpleNamespace(**out)
+
+
+def table(notebook: str):
+    """Rows (name, allowed, default, meaning) of ``notebook``'s parameters, for the book."""
+    rows = []
+    for name, (check, default, doc) in PARAMETERS[notebook].items():
+        c = check()
+        allowed = c.allowed() if hasattr(c, "allowed") and callable(c.allowed) else (
+            ", ".join(map(str, c.allowed)) if hasattr(c, "allowed") else "a string" + (" or None" if getattr(c, "optional", False) else ""))
+        rows.append({"parameter": name, "allowed": allowed, "default": repr(default), "meaning": doc})
+    return rows

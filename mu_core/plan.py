@@ -1,0 +1,119 @@
+"""Planning: Algorithm 1 of the paper for a profile, as rows, keys and groups of jobs.
+
+``rows`` lists the rows of the results table (one per evaluated model) for the profile's designs:
+
+* ``paper``: protocol A = one original model (``a_train_seed``) unlearned with J seeds
+  (``a_first_unlearn_seed`` ...); protocol B = I original models (``b_first_train_seed`` ...),
+  each unlearned once with s_u = s_t ("matched").
+* ``grid``: the full I x J grid, s_t = i (i = 1..I), s_u = (i-1)·J + j (j = 1..J).
+
+A profile may cap J per method (``j_per_method``). A deterministic method (Original, SSD,
+LFSSD) runs once per original model and target; its row is repeated for every s_u.
+
+Each original model and each unlearning job has a key: a hash of everything that determines it
+(data, normalisation, network, recipe, mode, seeds, the method's parameters, the code versions of
+training, the method and the metrics), so a rerun computes only what is missing or changed.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections import defaultdict
+
+from . import data as D
+from .methods import METHODS
+
+TRAIN_VERSION = 1    # bump when training code changes what it computes
+METRICS_VERSION = 2  # bump when evaluation changes what it computes (2: the MIA's exact objective)
+COLUMNS = ["design", "protocol", "dataset", "setting", "target", "method", "mode", "train_seed",
+           "unlearn_seed", "retain_acc", "forget_acc", "test_acc", "mia", "method_seconds"]
+
+
+def rows(prof: dict) -> list[dict]:
+    """Rows of the results table, without their metrics."""
+    out = []
+    jcap = prof.get("j_per_method") or {}
+
+    def add(design, protocol, key, target, method, s_t, s_u):
+        ds, setting = key.split("/")
+        out.append(dict(design=design, protocol=protocol, dataset=ds, setting=setting,
+                        target=str(target), method=method, mode=prof["mode"],
+                        train_seed=s_t, unlearn_seed=s_u))
+
+    for design in prof["designs"]:
+        cfg = prof[design]
+        I, J = cfg["I"], cfg["J"]
+        targets = prof["targets"] if design == "paper" else prof["grid_targets"]
+        for key, ts in (targets or {}).items():
+            for t in ts:
+                for m in prof["methods"]:
+                    Jm = min(J, jcap.get(m, J))
+                    if design == "paper":
+                        for j in range(Jm):
+                            add(design, "A", key, t, m, cfg["a_train_seed"], cfg["a_first_unlearn_seed"] + j)
+                        for i in range(I):
+                            s = cfg["b_first_train_seed"] + i
+                            add(design, "B", key, t, m, s, s)
+                    else:
+                        for i in range(1, I + 1):
+                            for j in range(1, Jm + 1):
+                                add(design, "grid", key, t, m, i, (i - 1) * J + j)
+    return out
+
+
+def _hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def recipe(prof: dict, dataset: str) -> dict:
+    """The training recipe of ``dataset``: per-dataset epochs and milestones resolved."""
+    r = {k: v for k, v in prof["train"].items() if k not in ("epochs", "milestones")}
+    return {**r, "epochs": prof["train"]["epochs"][dataset], "milestones": prof["train"]["milestones"][dataset]}
+
+
+def train_spec(prof: dict, dataset: str, seed: int) -> dict:
+    """Everything that determines one original model, and its key."""
+    spec = dict(data=prof["data"], model=prof["model"], dataset=dataset, recipe=recipe(prof, dataset),
+                normalisation=D.NORMALISATION[prof["data"]["source"]],
+                select_on_test=prof["mode"] == "reference", train_seed=seed, version=TRAIN_VERSION)
+    # where CIFAR lives does not change what is trained
+    key_spec = copy.deepcopy(spec)
+    key_spec["data"] = {k: v for k, v in spec["data"].items() if k not in ("root", "download")}
+    return {**spec, "key": "train-" + _hash(key_spec)}
+
+
+def job_spec(prof: dict, row: dict, tkey: str) -> dict:
+    """Everything that determines one unlearning job, and its key."""
+    m = row["method"]
+    det = METHODS[m].deterministic
+    spec = dict(train_key=tkey, setting=row["setting"], target=row["target"], method=m,
+                mode=prof["mode"], params=prof["method_params"].get(m, {}), eval=prof["eval"],
+                unlearn_seed=None if det else row["unlearn_seed"], version=METHODS[m].version,
+                metrics_version=METRICS_VERSION)
+    return {**spec, "key": f"{m}-" + _hash(spec)}
+
+
+def schedule(prof: dict):
+    """(rows, train specs by key, unlearning jobs grouped by original model)."""
+    table = rows(prof)
+    tspecs, groups, seen = {}, defaultdict(list), set()
+    for r in table:
+        ts = train_spec(prof, r["dataset"], r["train_seed"])
+        tspecs[ts["key"]] = ts
+        js = job_spec(prof, r, ts["key"])
+        r["job"] = js["key"]
+        if js["key"] not in seen:
+            seen.add(js["key"])
+            groups[ts["key"]].append(js)
+    return table, tspecs, groups
+
+
+def chunks(jobs: list[dict], size: int = 48) -> list[list[dict]]:
+    """Split one model's jobs into tasks; deterministic methods stay together, so that
+    corrected-mode SSD/LFSSD reuse one whole-training-set importance per original model."""
+    det = [j for j in jobs if METHODS[j["method"]].deterministic]
+    rest = [j for j in jobs if not METHODS[j["method"]].deterministic]
+    out = [det] if det else []
+    out += [rest[i:i + size] for i in range(0, len(rest), size)]
+    return out

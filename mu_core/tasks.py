@@ -1,0 +1,141 @@
+"""Tasks: the units of work an executor runs, each in whatever process it lands in.
+
+``train_one`` trains (or finds) one original model M_o; ``run_jobs`` runs a group of unlearning
+jobs of one M_o. Both start with the per-process ``setup`` and share finished work only through
+the run folder's store, under per-item locks, so any executor (this process, a dask cluster) and
+any interruption give the same stored results.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import time
+
+import torch
+
+from . import data as D
+from . import methods as M
+from . import metrics, models, store, train
+from .errors import ConfigError
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but torch sees no GPU; use device=auto or cpu")
+    return torch.device(name)
+
+
+def setup(prof: dict, device) -> None:
+    """Per-process settings every task applies first.
+
+    CPU jobs run single-threaded: results then do not depend on the executor or on how many
+    jobs share the machine (parallelism comes from processes), and two torch processes never
+    oversubscribe the cores (which slowed a 2-core run about 30-fold). ``deterministic``
+    (the reference seeded cuDNN deterministic with benchmarking off) enforces deterministic
+    GPU kernels.
+    """
+    if device.type == "cpu" and torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+    if prof.get("deterministic"):
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+        torch.use_deterministic_algorithms(True, warn_only=False)
+
+
+def context(prof: dict):
+    """(device, data) for work in this process, after the per-process ``setup``."""
+    device = resolve_device(prof["device"])
+    setup(prof, device)
+    data = D.load(prof["data"])
+    return device, (data.to(device) if device.type != "cpu" else data)
+
+
+def original_model(spec: dict, run_dir: str, data: D.Data, device, show_epochs: bool = False):
+    """(M_o, trained now?) for ``spec``: from the store, or trained now and stored."""
+    ds = spec["dataset"]
+    in_shape = tuple(data.train_x.shape[1:])
+    model = models.build(spec["model"], D.NUM_CLASSES[ds], in_shape, spec["train_seed"]).to(device)
+    path = os.path.join(run_dir, "models", spec["key"] + ".pt")
+    state = store.load_model_state(path, spec["key"])
+    if state is None:
+        with store.Lock(path + ".lock"):
+            state = store.load_model_state(path, spec["key"])  # another process may have trained it meanwhile
+            if state is None:
+                _train(model, spec, path, data, device, show_epochs)
+                return model, True
+    model.load_state_dict(state)
+    return model, False
+
+
+def _train(model, spec, path, data, device, show_epochs):
+    ds = spec["dataset"]
+    y_train, y_test = D.labels(data, ds)
+    select = None
+    if spec["select_on_test"]:
+        # quirk (reference): the epoch with the best test accuracy is kept (test-set selection)
+        select = lambda m: metrics.accuracy(metrics.logits(m, data.test_x, data), y_test, "reference")
+    gen = torch.Generator().manual_seed(spec["train_seed"])  # data order and augmentation
+    t0 = time.perf_counter()
+    train.fit(model, data.train_x, y_train, spec["recipe"], gen, data, select=select,
+              label=f"train {ds} s_t={spec['train_seed']}" if show_epochs else None)
+    store.save_json(path[:-3] + ".json", {"train_seconds": time.perf_counter() - t0, "device": str(device)}, spec["key"])
+    store.save_model(path, model, spec["key"])
+
+
+def train_one(prof: dict, run_dir: str, tspec: dict) -> int:
+    """Task: train (or find) one original model. Returns 1 if it was trained now."""
+    device, data = context(prof)
+    return int(original_model(tspec, run_dir, data, device)[1])
+
+
+def run_jobs(prof: dict, run_dir: str, tspec: dict, jobs: list[dict], *, after=None, bar=None) -> dict:
+    """Task: run unlearning jobs of one original model (training it first if needed).
+
+    Each job is computed under its own lock and stored atomically; a job whose result is
+    already stored is skipped. ``after`` only orders tasks (an unlearning task waits for its
+    model's training task); ``bar``: a progress bar advanced per job. Returns the counts of
+    what was computed here.
+    """
+    device, data = context(prof)
+    model, trained = original_model(tspec, run_dir, data, device, show_epochs=bar is not None)
+    splits = {}
+    ctx = M.Context(prof["mode"], tspec["recipe"], prof["model"])
+    done = 0
+    for job in jobs:
+        path = os.path.join(run_dir, "jobs", job["key"] + ".json")
+        if store.load_json(path, job["key"]) is None:
+            with store.Lock(os.path.join(run_dir, "locks", job["key"])):
+                if store.load_json(path, job["key"], quiet=True) is None:
+                    st = (job["setting"], job["target"])
+                    if st not in splits:
+                        splits[st] = D.make_split(data, tspec["dataset"], *st)
+                    store.save_json(path, run_job(model, splits[st], job, ctx, device), job["key"])
+                    done += 1
+        if bar is not None:
+            bar.update(1)
+    return {"trained": int(trained), "jobs": done}
+
+
+def run_job(model, split, job, ctx: M.Context, device) -> dict:
+    """One unlearning run on a copy of M_o, timed alone, then evaluated.
+
+    Its only randomness is a generator seeded by s_u (deterministic methods: seed 0, unused), so
+    the result depends on M_o, the split, the method's parameters and s_u alone.
+    """
+    method = M.METHODS[job["method"]]
+    p = copy.deepcopy(job["params"])
+    gen = torch.Generator().manual_seed(job["unlearn_seed"] or 0)
+    m = copy.deepcopy(model)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    m = method.fn(m, split, p, ctx, gen)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    batch = job["eval"]["batch"]
+    retain_batch = p[method.reference_retain_batch] if method.reference_retain_batch and ctx.mode == "reference" else None
+    return {**metrics.evaluate(m, split, ctx.mode, batch, retain_batch), "method_seconds": seconds}

@@ -1,0 +1,273 @@
+"""Bad input of every kind is refused before any work, in one line naming the parameter."""
+import errno
+import json
+import multiprocessing as mp
+import os
+import shutil
+import stat
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from mu_core import ConfigError, notebook, plan, profiles, store, study
+from mu_core.__main__ import main
+from mu_core.methods import METHODS
+
+
+def refused(override, profile="smoke"):
+    with pytest.raises(ConfigError) as err:
+        profiles.load(profile, override)
+    msg = str(err.value)
+    assert "\n" not in msg, msg
+    return msg
+
+
+# --- method parameters -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("override,words", [
+    ({"method_params.finetune": {"epoch": 5, "lr": 0.02, "momentum": 0.9, "weight_decay": 0, "batch": 64}},
+     ["method_params.finetune", "no field 'epoch'", "epochs"]),
+    ({"method_params.finetune.epochs": -5}, ["method_params.finetune.epochs", "integer >= 1", "-5"]),
+    ({"method_params.ssd.alpha": "ten"}, ["method_params.ssd.alpha", "number > 0"]),
+    ({"method_params.unsir.noise_steps": {"full_class": 5}}, ["method_params.unsir.noise_steps", "sub_class"]),
+    ({"method_params.bad_teacher.retain_fraction": 1.5}, ["retain_fraction", "<= 1"]),
+    ({"method_params.retrain.lr": float("nan")}, ["method_params.retrain.lr", "finite number > 0", "nan"]),
+    ({"method_params": {"ssd": {"alpha": 2, "lambda": 1, "batch": 64, "chunk": 64}}}, ["method_params.retrain is missing", "needs the fields lr"]),
+])
+def test_method_parameters_are_checked_against_their_method(override, words):
+    msg = refused(override)
+    for w in words:
+        assert w in msg, msg
+
+
+# --- the fields and the override syntax ---------------------------------------------------------
+
+@pytest.mark.parametrize("override,words", [
+    (["train.milestones.mnist10=[3, 2]"], ["train.milestones.mnist10", "ascending"]),
+    (["train.momentum=1.0"], ["train.momentum", "< 1"]),
+    (["eval.batch=0"], ["eval.batch"]),
+    (["model.hidden=-1"], ["model.hidden"]),
+    (["train.lr=.nan"], ["train.lr", "finite"]),
+    (["train.lr=.inf"], ["train.lr", "finite"]),
+    (["methods=[original, original]"], ["methods", "'original' more than once"]),
+    (['targets={"mnist10/full_class": ["3", 3]}'], ["targets.mnist10/full_class", "'3' more than once"]),
+    (["methods=[ssd, lfssd"], ["override methods", "not valid YAML"]),
+    (["paper={I: 3}"], ["paper lacks", "J", "paper.J=VALUE"]),
+    (["train=5"], ["train must be a mapping"]),
+    (["mode"], ["must look like field=value"]),
+    ('{"mode": "fast"}', ["mode 'fast' is unknown"]),
+    ('{"mode": ', ["overrides", "not valid YAML"]),
+    (42, ["overrides must be a mapping"]),
+])
+def test_bad_overrides_are_one_line_refusals(override, words):
+    msg = refused(override)
+    for w in words:
+        assert w in msg, msg
+
+
+def test_numbers_in_scientific_notation_are_numbers():
+    assert profiles.load("smoke", ["train.lr=1e-3"])["train"]["lr"] == 1e-3
+    assert profiles.load("smoke", '{"mode": "corrected"}')["mode"] == "corrected"  # a mapping as a string
+    assert profiles.load("smoke", "mode=corrected")["mode"] == "corrected"
+
+
+def test_a_profile_extends_another_and_differs_only_where_it_says():
+    a, b = profiles.load("paper"), profiles.load("paper-corrected")
+    assert {k for k in a if a[k] != b[k]} == {"profile", "mode", "description"}
+
+
+# --- property-based: every field of every profile ---------------------------------------------
+
+def leaves(node, prefix=""):
+    for k, v in node.items():
+        if isinstance(v, dict) and v:
+            yield from leaves(v, f"{prefix}{k}.")
+        elif k not in ("profile",):
+            yield f"{prefix}{k}"
+
+
+FIELDS = sorted({(p, f) for p in profiles.names() for f in leaves(profiles.load(p))})
+VALUES = st.one_of(st.none(), st.booleans(), st.integers(-5, 300), st.floats(allow_nan=True, allow_infinity=True),
+                   st.text(max_size=6), st.sampled_from(["reference", "corrected", "cpu", "sgd", "bf16", "7", "rocket"]),
+                   st.lists(st.one_of(st.integers(-2, 50), st.sampled_from(["ssd", "7", "paper"])), max_size=4),
+                   st.dictionaries(st.sampled_from(["I", "J", "mnist10", "full_class", "x"]), st.integers(-1, 5), max_size=3))
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pf=st.sampled_from(FIELDS), value=VALUES)
+def test_any_value_of_any_field_is_accepted_and_plannable_or_refused_in_one_line(pf, value):
+    name, field = pf
+    try:
+        prof = profiles.load(name, {field: value})
+    except ConfigError as err:
+        msg = str(err)
+        assert "\n" not in msg
+        assert any(part in msg for part in field.split(".")) or "name no target" in msg, (field, value, msg)
+        return
+    plan.schedule(prof)  # an accepted profile can always be planned (no KeyError, no TypeError)
+
+
+# --- notebook parameters -----------------------------------------------------------------------
+
+def test_a_misspelt_notebook_parameter_is_refused_with_the_allowed_names():
+    ns = {"profile": "smoke", "run_dir": "r", "overrides": {}, "rundir": "x"}
+    with pytest.raises(ConfigError, match="parameter 'rundir' is unknown to 04_figure2; its parameters: profile, run_dir, overrides"):
+        notebook.parameters(ns, "04_figure2")
+
+
+def test_notebook_parameters_are_checked_and_defaulted():
+    p = notebook.parameters({"profile": "smoke", "run_dir": "r", "overrides": '{"mode": "corrected"}', "n_b": 5,
+                             "In": [], "np": shutil}, "05_beyond")
+    assert p.n_b == 5 and p.n_boot == 200
+    with pytest.raises(ConfigError, match="parameter n_boot must be an integer >= 10, got 3"):
+        notebook.parameters({"n_boot": 3}, "05_beyond")
+    with pytest.raises(ConfigError, match="parameter profile 'big' is unknown; allowed: classroom"):
+        notebook.parameters({"profile": "big"}, "01_train")
+    with pytest.raises(ConfigError, match="overrides: 'mode' must look like field=value"):
+        notebook.parameters({"overrides": ["mode"]}, "01_train")
+
+
+@settings(max_examples=300, deadline=None)
+@given(nb=st.sampled_from(sorted(notebook.PARAMETERS)), value=VALUES, which=st.integers(0, 20))
+def test_any_notebook_parameter_value_is_accepted_or_refused_in_one_line(nb, value, which):
+    names = list(notebook.PARAMETERS[nb])
+    name = names[which % len(names)]
+    try:
+        notebook.parameters({name: value}, nb)
+    except ConfigError as err:
+        assert "\n" not in str(err) and name in str(err), (nb, name, value, str(err))
+
+
+def test_a_notebook_refuses_a_misspelt_parameter_before_any_work(tmp_path):
+    import papermill as pm
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with pytest.raises(pm.PapermillExecutionError, match="parameter 'rundir' is unknown to 01_train"):
+        pm.execute_notebook(os.path.join(root, "notebooks", "01_train.ipynb"), str(tmp_path / "out.ipynb"),
+                            parameters={"profile": "smoke", "rundir": str(tmp_path / "run")},
+                            progress_bar=False, kernel_name="python3", cwd=str(tmp_path))
+    assert not (tmp_path / "runs").exists()
+
+
+# --- the run folder and the operating system ---------------------------------------------------
+
+def cli(capsys, *args):
+    code = main(["run", "--profile", "smoke", "--no-progress", "--executor", "local", *args])
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+def test_operating_system_problems_are_one_line_errors(tmp_path, capsys):
+    f = tmp_path / "file"
+    f.write_text("x")
+    for run_dir, words in ((str(f), "exists and is not a folder"), ("/proc/nope", "not a writable folder"),
+                           ("", "run_dir must name a folder")):
+        code, err = cli(capsys, "--run-dir", run_dir)
+        assert code == 2 and words in err and "\n" not in err, err
+    d = tmp_path / "bad"
+    d.mkdir()
+    (d / "profile.json").write_text("{not json")
+    code, err = cli(capsys, "--run-dir", str(d))
+    assert code == 2 and "profile.json is damaged" in err
+    code, err = cli(capsys, "--run-dir", str(tmp_path / "s"), "--scheduler", "tcp://127.0.0.1:9")
+    assert code == 2 and "needs the dask executor" in err
+    assert not (tmp_path / "s").exists()
+
+
+def test_an_unreachable_scheduler_is_a_one_line_error(tmp_path, capsys):
+    code = main(["run", "--profile", "smoke", "--no-progress", "--run-dir", str(tmp_path / "r"),
+                 "--executor", "dask", "--scheduler", "tcp://127.0.0.1:9"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "scheduler 'tcp://127.0.0.1:9' cannot be reached" in err and "\n" not in err
+
+
+def test_a_full_disk_mid_run_is_one_line_and_a_rerun_resumes(tmp_path, capsys, monkeypatch):
+    d = str(tmp_path / "r")
+    over = ["--set", "methods=[original, finetune]", "--set", "designs=[paper]"]
+    real, calls = store.atomic_write, []
+
+    def full(path, body):
+        calls.append(path)
+        if len(calls) == 12:
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+        return real(path, body)
+    monkeypatch.setattr(store, "atomic_write", full)
+    code, err = cli(capsys, "--run-dir", d, *over)
+    assert code == 1 and "No space left on device" in err and "rerun the same command" in err and "\n" not in err
+    assert not [f for sub in ("", "models", "jobs") if os.path.isdir(os.path.join(d, sub))
+                for f in os.listdir(os.path.join(d, sub)) if f.startswith(store.TMP)]
+    monkeypatch.setattr(store, "atomic_write", real)
+    assert cli(capsys, "--run-dir", d, "--json", *over)[0] == 0
+
+
+def _claim(args):
+    run_dir, name = args
+    try:
+        store.claim(run_dir, name)
+        return name
+    except ConfigError:
+        return None
+
+
+def test_two_profiles_racing_for_one_folder_one_wins(tmp_path):
+    for k in range(5):
+        d = str(tmp_path / f"race{k}")
+        with mp.get_context("fork").Pool(6) as pool:
+            won = pool.map(_claim, [(d, name) for name in ["smoke", "classroom"] * 3])
+        assert len({w for w in won if w}) == 1  # every claimant of the losing profile was refused
+        assert json.load(open(os.path.join(d, "profile.json")))["profile"] in won
+
+
+def test_a_run_refused_for_missing_data_claims_nothing(tmp_path):
+    with pytest.raises(ConfigError, match="data.root"):
+        study.run("paper", str(tmp_path / "r"), {"data.root": str(tmp_path / "none")}, executor="local", progress=False)
+    assert not (tmp_path / "r" / "profile.json").exists()
+    study.run("smoke", str(tmp_path / "r"), {"methods": ["original"], "designs": ["paper"]}, executor="local", progress=False)
+
+
+def test_files_honour_the_umask_and_checkpoints_are_tied_to_their_key(tmp_path):
+    old = os.umask(0o022)
+    try:
+        store._UMASK = 0o022
+        store.atomic_write(str(tmp_path / "a" / "f"), b"x")
+        assert stat.S_IMODE(os.stat(tmp_path / "a" / "f").st_mode) == 0o644
+    finally:
+        os.umask(old)
+        store._UMASK = old
+    import torch
+    net = torch.nn.Linear(2, 2)
+    store.save_model(str(tmp_path / "m" / "k1.pt"), net, "k1")
+    assert store.load_model_state(str(tmp_path / "m" / "k1.pt"), "k1") is not None
+    for ext in ("", ".sha256"):
+        shutil.copy(tmp_path / "m" / f"k1.pt{ext}", tmp_path / "m" / f"k2.pt{ext}")
+    with pytest.warns(UserWarning, match="not the weights of k2"):
+        assert store.load_model_state(str(tmp_path / "m" / "k2.pt"), "k2") is None
+    store.save_json(str(tmp_path / "j" / "a.json"), {"v": 1}, "a")
+    shutil.copy(tmp_path / "j" / "a.json", tmp_path / "j" / "b.json")
+    with pytest.warns(UserWarning, match="belongs to key 'a'"):
+        assert store.load_json(str(tmp_path / "j" / "b.json"), "b") is None
+
+
+def test_sweep_removes_dead_processes_leftovers_and_keeps_live_ones(tmp_path):
+    (tmp_path / "jobs").mkdir()
+    dead = tmp_path / "jobs" / f"{store.TMP}{store._HOST}-999999999-abc"
+    live = tmp_path / "jobs" / f"{store.TMP}{store._HOST}-{os.getpid()}-abc"
+    other = tmp_path / "jobs" / f"{store.TMP}otherhost-1-abc"
+    for f in (dead, live, other):
+        f.write_text("partial")
+    assert store.sweep(str(tmp_path)) == 1
+    assert not dead.exists() and live.exists() and other.exists()
+
+
+def test_a_resolved_profile_with_overrides_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="overrides were given with an already resolved profile"):
+        study.run(profiles.load("smoke"), str(tmp_path / "r"), {"mode": "corrected"}, executor="local")
+
+
+def test_figure_notebooks_refuse_overrides_their_results_do_not_reflect(tmp_path):
+    d = str(tmp_path / "r")
+    study.run("smoke", d, {"methods": ["original"], "designs": ["paper"]}, executor="local", progress=False)
+    assert study.open_run(d, "smoke", {"methods": ["original"], "designs": ["paper"]}).profile["mode"] == "reference"
+    with pytest.raises(ConfigError, match="not reflected in the results.*they change mode"):
+        study.open_run(d, "smoke", {"methods": ["original"], "designs": ["paper"], "mode": "corrected"})
+    with pytest.raises(ConfigError, match="holds a run of profile 'smoke', not 'classroom'"):
+        study.open_run(d, "classroom")
