@@ -10,7 +10,7 @@ RUN_DIR ?= runs/$(PROFILE)
 NOTEBOOKS := 01_train 02_unlearn 03_figure1 04_figure2 05_beyond 06_modes 07_simulation
 MATHJAX := book/_extra/mathjax
 
-.PHONY: book test notebooks paper bench clean
+.PHONY: book test notebooks paper bench clean chromium
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,9 +33,17 @@ notebooks: $(STAMP)
 	done
 
 book: notebooks $(MATHJAX)
+	$(PY) -m mu_core tables --out book/generated
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 
-test: $(STAMP)
+# The book's browser test needs headless Chromium (Debian's package; root or sudo to install).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "== installing Chromium for the book's browser test (apt-get)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test: $(STAMP) chromium
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
@@ -45,4 +53,4 @@ paper: $(STAMP)
 	$(PY) -m mu_core run --profile paper --run-dir runs/paper
 
 clean:
-	rm -rf _build book/executed $(MATHJAX)
+	rm -rf _build book/executed book/generated $(MATHJAX)

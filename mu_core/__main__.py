@@ -12,6 +12,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m mu_core", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
     sub.add_parser("profiles", help="list the profiles and their fields")
+    t = sub.add_parser("tables", help="write the book's generated tables (method and notebook parameters)")
+    t.add_argument("--out", default="book/generated")
     r = sub.add_parser("run", help="run a profile's designs and write results.csv")
     r.add_argument("--profile", required=True)
     r.add_argument("--run-dir", required=True)
@@ -27,6 +29,10 @@ def main(argv=None):
     try:
         if args.command == "profiles":
             print(profiles.describe())
+            return 0
+        if args.command == "tables":
+            from . import tables
+            print("\n".join(tables.write(args.out)))
             return 0
         summary = study.run(args.profile, args.run_dir, args.set, args.executor, args.scheduler,
                            progress=not args.no_progress)

@@ -17,7 +17,8 @@ from . import plan, tasks
 from .errors import ConfigError
 
 
-def run_groups(prof, run_dir, tspecs, groups, scheduler=None, bar=None, n_workers=None) -> dict:
+def execute(prof, run_dir, tspecs, groups, scheduler=None, bar=None, n_workers=None) -> dict:
+    """Run every group (one original model and its jobs) on the cluster; the counts computed."""
     from distributed import Client, LocalCluster, as_completed
     cluster = None
     if scheduler is None:

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import types
 
-from . import profiles
 from .checks import Choice, Num, Text
-from .errors import ConfigError  # noqa: F401 (notebooks raise it)
-from .study import EXECUTORS
+from .errors import ConfigError
+
+EXECUTORS = ("auto", "local", "dask")  # study.EXECUTORS; repeated here so that this module (and the
+# numpy-only simulation notebook) need not import torch; tests/test_validation.py checks they agree
 
 
 class Overrides:
     """Profile overrides: a mapping, a list of field=value, or a string holding either."""
 
     def __call__(self, field, v):
+        from . import profiles
         profiles.parse_overrides(v)  # raises a ConfigError naming what is wrong
         return v
 
@@ -27,7 +29,9 @@ class Overrides:
 
 
 def _profile():
-    return Choice(*profiles.names())
+    import os
+    here = os.path.join(os.path.dirname(__file__), "profiles")
+    return Choice(*sorted(f[:-5] for f in os.listdir(here) if f.endswith(".yaml")))
 
 
 RUN = {
@@ -99,3 +103,56 @@ def table(notebook: str):
             ", ".join(map(str, c.allowed)) if hasattr(c, "allowed") else "a string" + (" or None" if getattr(c, "optional", False) else ""))
         rows.append({"parameter": name, "allowed": allowed, "default": repr(default), "meaning": doc})
     return rows
+
+
+def figure(fig, key: str, run) -> list[str]:
+    """Save ``fig`` as PNG and PDF in the run's figures folder, glue it under ``key`` for the
+    book, and close it (so the notebook shows it once, through the glued copy)."""
+    import os
+
+    import matplotlib.pyplot as plt
+    from myst_nb import glue
+
+    from .plots import save
+    paths = save(fig, os.path.join(run.figures if hasattr(run, "figures") else run, key))
+    glue(key, fig, display=False)
+    plt.close("all")
+    return paths
+
+
+def glue_text(**values) -> None:
+    """Glue each keyword as text for the book's captions and prose."""
+    from myst_nb import glue
+    for k, v in values.items():
+        glue(k, str(v), display=False)
+
+
+def paper_target(prof: dict, setting: str | None, target: str | None) -> tuple[str, str]:
+    """(setting key, target) of the paper design for a figure: the given ones, checked, or the
+    first of each."""
+    Err = ConfigError
+    targets = prof["targets"]
+    key = setting or next(iter(targets), None)
+    if key not in targets:
+        raise Err(f"parameter figure_setting {key!r} is not a setting of the paper design; allowed: {', '.join(targets)}")
+    t = target or targets[key][0]
+    if t not in targets[key]:
+        raise Err(f"parameter figure_target {t!r} is not a target of {key} in the paper design; allowed: {', '.join(targets[key])}")
+    return key, t
+
+
+def figure1_targets(prof: dict, a: str | None, b: str | None):
+    """The paper's Figure 1 panels: (a) a full-class target ('pine' when the profile has it),
+    (b) a sub-class target ('sea' when it has it)."""
+    Err = ConfigError
+    out = []
+    for name, given, suffix, paper in (("panel_a_target", a, "full_class", "pine"), ("panel_b_target", b, "sub_class", "sea")):
+        keys = [k for k in prof["targets"] if k.endswith(suffix)]
+        if not keys:
+            raise Err(f"parameter {name}: the run's paper design has no {suffix} setting")
+        names = prof["targets"][keys[0]]
+        t = given or (paper if paper in names else names[0])
+        if t not in names:
+            raise Err(f"parameter {name} {t!r} is not a target of {keys[0]}; allowed: {', '.join(names)}")
+        out.append((keys[0], t))
+    return out

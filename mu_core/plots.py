@@ -10,11 +10,15 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from . import stats
+
 PROTOCOL_LABELS = {"A": "A: one training seed, J unlearning seeds",
                    "B": "B: I training seeds, one unlearning seed each"}
 METRIC_LABELS = {"retain_acc": "retain-set accuracy (%)", "forget_acc": "forget-set accuracy (%)",
                  "test_acc": "test accuracy (%)", "mia": "MIA (% of forget set called member)"}
 METHOD_ORDER = ["original", "retrain", "finetune", "random_labels", "bad_teacher", "unsir", "ssd", "lfssd"]
+# the order of methods.METHODS, repeated so that plotting needs no torch; tests/test_book_names.py
+# checks that the two agree
 
 
 def style():
@@ -30,33 +34,29 @@ def save(fig, path_without_ext: str) -> list[str]:
     return out
 
 
-def ab_boxplot(table: pd.DataFrame, setting_key: str, target: str, metrics=("forget_acc", "retain_acc"),
-               methods=None, retrain_lines=False):
-    """Box plots (whiskers to min and max) of protocol A beside protocol B, per method.
+def ab_boxplot(table: pd.DataFrame, panels, methods=None, retrain_lines=True):
+    """Box plots (whiskers to min and max) of protocol A beside protocol B, per method, one panel
+    per (setting key, target, metric) of ``panels``, side by side with one legend.
 
     ``retrain_lines``: horizontal lines at the 25/50/75 % quantiles of Retrain under B, as in the
     paper's Figure 1.
     """
     style()
-    ds, setting = setting_key.split("/")
-    t = table[(table.design == "paper") & (table.dataset == ds) & (table.setting == setting)
-              & (table.target == str(target))]
-    present = [m for m in METHOD_ORDER if m in set(t.method)]
-    methods = [m for m in (methods or present) if m in present]
-    t = t[t.method.isin(methods)].assign(protocol=lambda d: d.protocol.map(PROTOCOL_LABELS))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.8), squeeze=False)
-    for ax, metric in zip(axes[0], metrics):
-        sns.boxplot(data=t, x="method", y=metric, hue="protocol", order=methods,
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
+    for k, (ax, (setting_key, target, metric)) in enumerate(zip(axes[0], panels)):
+        t = stats.select(table, "paper", setting_key, target)
+        present = [m for m in METHOD_ORDER if m in set(t.method)]
+        order = [m for m in (methods or present) if m in present]
+        t = t[t.method.isin(order)].assign(protocol=lambda d: d.protocol.map(PROTOCOL_LABELS))
+        sns.boxplot(data=t, x="method", y=metric, hue="protocol", order=order,
                     hue_order=list(PROTOCOL_LABELS.values()), whis=(0, 100), ax=ax, fliersize=0)
-        if retrain_lines:
-            r = table[(table.design == "paper") & (table.protocol == "B") & (table.method == "retrain")
-                      & (table.dataset == ds) & (table.setting == setting) & (table.target == str(target))]
-            for q, ls in ((0.25, ":"), (0.5, "-"), (0.75, ":")):
-                if len(r):
-                    ax.axhline(r[metric].quantile(q), color="black", lw=1, ls=ls)
+        r = stats.select(table, "paper", setting_key, target, "retrain", "B")
+        for q, ls in ((0.25, ":"), (0.5, "-"), (0.75, ":")):
+            if retrain_lines and len(r):
+                ax.axhline(r[metric].quantile(q), color="black", lw=1, ls=ls)
         ax.set_xlabel("")
         ax.set_ylabel(METRIC_LABELS[metric])
-        ax.set_title(f"{setting_key}, target {target}")
+        ax.set_title(f"({'abcdefgh'[k]}) {setting_key}, target {target}" if len(panels) > 1 else f"{setting_key}, target {target}")
         ax.tick_params(axis="x", rotation=30)
         ax.get_legend().remove()
     handles, labels = axes[0][0].get_legend_handles_labels()
@@ -110,17 +110,41 @@ def components_bars(comp: pd.DataFrame, metric: str = "forget_acc"):
 
 
 def instances_boxes(w2inst: pd.DataFrame):
-    """Distribution of W2(A_i, B_k) over many A and B instances, per method (beyond the paper)."""
+    """W2(A_i, B_k) over many A and B instances, per method, beside the B-versus-B baseline
+    (sampling noise alone), when the table has it (beyond the paper)."""
     style()
     methods = [m for m in METHOD_ORDER if m in set(w2inst.method)]
+    hue = "comparison" if "comparison" in w2inst and w2inst.comparison.nunique() > 1 else None
     g = sns.catplot(data=w2inst, x="method", y="w2", col="key", row="metric", kind="box", order=methods,
-                    whis=(0, 100), fliersize=0, height=3.0, aspect=1.4, sharey=False,
-                    color=sns.color_palette("colorblind")[4])
-    g.set_axis_labels("", "W2(A, B) (% points)")
+                    hue=hue, whis=(0, 100), fliersize=0, height=3.0, aspect=1.4, sharey=False,
+                    **({} if hue else {"color": sns.color_palette("colorblind")[4]}))
+    g.set_axis_labels("", "W2 (% points)")
     g.set_titles("{row_name} | {col_name}")
     for ax in g.axes.flat:
         ax.tick_params(axis="x", rotation=30)
+    if hue:
+        sns.move_legend(g, "lower center", bbox_to_anchor=(0.5, -0.04), ncol=2, title=None, frameon=False)
     return g.figure
+
+
+def modes_boxes(both: pd.DataFrame):
+    """Reference against corrected mode, per method and protocol: retain- and forget-set accuracy."""
+    style()
+    methods = [m for m in METHOD_ORDER if m in set(both.method)]
+    d = both.assign(group=both["mode"] + ", " + both.protocol.map({"A": "A", "B": "B"}))
+    order = [f"{m}, {p}" for m in ("reference", "corrected") for p in "AB" if f"{m}, {p}" in set(d.group)]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for ax, metric in zip(axes, ("retain_acc", "forget_acc")):
+        sns.boxplot(data=d, x="method", y=metric, hue="group", hue_order=order, order=methods,
+                    whis=(0, 100), fliersize=0, ax=ax)
+        ax.set_xlabel("")
+        ax.set_ylabel(METRIC_LABELS[metric])
+        ax.tick_params(axis="x", rotation=30)
+        ax.get_legend().remove()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(order), bbox_to_anchor=(0.5, -0.08), frameon=False)
+    fig.tight_layout()
+    return fig
 
 
 def simulation_figure(a_values, b_values, v_a, v_b):

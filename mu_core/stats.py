@@ -50,6 +50,23 @@ def w2(x, y) -> float:
 
 # --- tables to arrays ----------------------------------------------------------------------
 
+def select(table: pd.DataFrame, design: str, setting_key: str | None = None, target=None,
+           method: str | None = None, protocol: str | None = None) -> pd.DataFrame:
+    """The rows of one design, optionally of one setting ('mnist5/sub_class'), target, method
+    and protocol ('A' | 'B'): the one place rows are picked by design and protocol."""
+    keep = table.design == design
+    if setting_key is not None:
+        ds, setting = setting_key.split("/")
+        keep &= (table.dataset == ds) & (table.setting == setting)
+    if target is not None:
+        keep &= table.target.astype(str) == str(target)
+    if method is not None:
+        keep &= table.method == method
+    if protocol is not None:
+        keep &= table.protocol == protocol
+    return table[keep]
+
+
 def grid_matrix(table: pd.DataFrame, method: str, setting_key: str, target, metric: str) -> np.ndarray:
     """The I x J matrix Z[i, j] of one method, setting, target and metric from the grid design.
 
@@ -57,9 +74,7 @@ def grid_matrix(table: pd.DataFrame, method: str, setting_key: str, target, metr
     ascending order.
     """
     _require(table, ["design", *KEYS, "train_seed", "unlearn_seed", metric])
-    ds, setting = setting_key.split("/")
-    t = table[(table.design == "grid") & (table.method == method) & (table.dataset == ds)
-              & (table.setting == setting) & (table.target.astype(str) == str(target))]
+    t = select(table, "grid", setting_key, target, method)
     if t.empty:
         raise ConfigError(f"no grid rows for method {method!r}, {setting_key}, target {target!r}")
     rows = [g.sort_values("unlearn_seed")[metric].to_numpy(float) for _, g in t.groupby("train_seed")]
@@ -71,20 +86,16 @@ def grid_matrix(table: pd.DataFrame, method: str, setting_key: str, target, metr
 def protocols(table: pd.DataFrame, method: str, setting_key: str, target, metric: str):
     """The paper design's two samples (A, B) for one method, setting, target and metric."""
     _require(table, ["design", "protocol", *KEYS, metric])
-    ds, setting = setting_key.split("/")
-    t = table[(table.design == "paper") & (table.method == method) & (table.dataset == ds)
-              & (table.setting == setting) & (table.target.astype(str) == str(target))]
-    return (t[t.protocol == "A"][metric].to_numpy(float), t[t.protocol == "B"][metric].to_numpy(float))
+    return tuple(select(table, "paper", setting_key, target, method, p)[metric].to_numpy(float) for p in "AB")
 
 
 def paper_w2(table: pd.DataFrame, metrics=("retain_acc", "forget_acc")) -> pd.DataFrame:
     """W2(A, B) for every method, setting, target and metric of the paper design (Figure 2)."""
     _require(table, ["design", "protocol", *KEYS, *metrics])
     out = []
-    t = table[table.design == "paper"]
-    for (ds, setting, target, method), g in t.groupby(list(KEYS)):
+    for (ds, setting, target, method), g in select(table, "paper").groupby(list(KEYS)):
         for metric in metrics:
-            a, b = g[g.protocol == "A"][metric], g[g.protocol == "B"][metric]
+            a, b = (select(g, "paper", protocol=p)[metric] for p in "AB")
             if len(a) and len(b):
                 out.append(dict(dataset=ds, setting=setting, target=target, method=method,
                                 metric=metric, w2=w2(a, b)))
@@ -116,6 +127,23 @@ def w2_instances(Z: np.ndarray, n_b: int = 200, seed: int = 0, independent: bool
     rng = np.random.default_rng(seed)
     return np.array([[w2(Z[i], b_instance(Z, rng, i if independent else None)) for _ in range(n_b)]
                      for i in range(I)])
+
+
+def w2_b_baseline(Z: np.ndarray, n: int = 200, seed: int = 0) -> np.ndarray:
+    """W2 between two independent B instances: the training seeds split at random into two
+    disjoint halves, each seed with one random unlearning seed. What W2 is from sampling noise
+    alone (on half as many seeds as a B instance, so if anything larger)."""
+    I = Z.shape[0]
+    if I < 4:
+        raise ConfigError(f"a B-versus-B baseline needs at least 4 training seeds, got {I}")
+    rng = np.random.default_rng(seed)
+    out = np.empty(n)
+    for k in range(n):
+        perm = rng.permutation(I)
+        half = I // 2
+        cols = rng.integers(0, Z.shape[1], I)
+        out[k] = w2(Z[perm[:half], cols[:half]], Z[perm[half:2 * half], cols[half:2 * half]])
+    return out
 
 
 # --- variance components -------------------------------------------------------------------
@@ -209,8 +237,7 @@ def components_table(table: pd.DataFrame, metrics=("retain_acc", "forget_acc")) 
     """``components`` for every method, setting, target and metric of the grid design with J >= 2."""
     _require(table, ["design", *KEYS, "train_seed", "unlearn_seed", *metrics])
     out = []
-    g = table[table.design == "grid"]
-    for (ds, setting, target, method), _ in g.groupby(list(KEYS)):
+    for (ds, setting, target, method), _ in select(table, "grid").groupby(list(KEYS)):
         for metric in metrics:
             Z = grid_matrix(table, method, f"{ds}/{setting}", target, metric)
             if Z.shape[1] >= 2:

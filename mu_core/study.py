@@ -76,8 +76,8 @@ class Finished:
 
 def _execute(prof, run_dir, executor, scheduler, tspecs, groups, bar=None) -> dict:
     if effective_executor(executor) == "dask":
-        from .dask_executor import run_groups
-        return run_groups(prof, run_dir, tspecs, groups, scheduler, bar)
+        from . import dask_executor
+        return dask_executor.execute(prof, run_dir, tspecs, groups, scheduler, bar)
     counts = {"trained": 0, "jobs": 0}
     for tkey, jobs in groups.items():
         c = tasks.run_jobs(prof, run_dir, tspecs[tkey], jobs, bar=bar)

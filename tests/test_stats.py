@@ -86,8 +86,13 @@ def test_allocation_matches_brute_force(sb2, sw2, ct, cu, budget):
 def test_w2_instances_and_rank_flips():
     rng = np.random.default_rng(4)
     Z = simulate(12, 11, 3, 0.5, rng)
-    w = stats.w2_instances(Z, n_b=20)
-    assert w.shape == (12, 20) and (w > 0).all()
+    w = stats.w2_instances(Z, n_b=20, seed=7)
+    again = np.random.default_rng(7)  # the same draws, recomputed one by one
+    direct = [[stats.w2(Z[i], stats.b_instance(Z, again, i)) for _ in range(20)] for i in range(12)]
+    assert w.shape == (12, 20) and np.array_equal(w, np.array(direct))
+    # sigma_b = 3 >> sigma_w = 0.5: an A instance sits near its own seed's mean, so W2(A, B) is of
+    # the order of sigma_b, while two B instances differ only by sampling noise
+    assert 1.5 < np.median(w) < 6 and np.median(stats.w2_b_baseline(Z, 200)) < np.median(w)
     Z2 = Z + 100  # always better: never flips
     assert stats.rank_flip(Z2, Z) == 0
     close = Z + rng.normal(0, 3, (12, 1))  # seed-dependent differences: some flips

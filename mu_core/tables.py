@@ -1,0 +1,57 @@
+"""Tables the book includes, generated from their one source: the method hyper-parameters of
+every profile (from the YAML files) and every notebook's parameters (from ``notebook.PARAMETERS``).
+
+``python -m mu_core tables --out book/generated`` writes them as MyST markdown.
+"""
+from __future__ import annotations
+
+import os
+
+from . import notebook, profiles
+from .methods import METHODS
+
+
+def _flat(node, prefix=""):
+    for k, v in node.items():
+        if isinstance(v, dict):
+            yield from _flat(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+def method_params() -> str:
+    """Markdown: one row per method parameter, one column per profile."""
+    names = profiles.names()
+    profs = {n: profiles.load(n) for n in names}
+    lines = ["| method | parameter | " + " | ".join(f"`{n}`" for n in names) + " |",
+             "| --- | --- | " + " | ".join("---" for _ in names) + " |"]
+    for m, rec in METHODS.items():
+        if not rec.params:
+            continue
+        params = dict(_flat(profs[names[0]]["method_params"].get(m, {})))
+        for field in params:
+            cells = [str(dict(_flat(profs[n]["method_params"].get(m, {}))).get(field, "")) for n in names]
+            lines.append(f"| {rec.label} | `{field}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def notebook_params() -> str:
+    """Markdown: a section per notebook with a table of its parameters."""
+    out = []
+    for nb in notebook.PARAMETERS:
+        out += [f"**`notebooks/{nb}.ipynb`**", "", "| parameter | allowed | default | meaning |",
+                "| --- | --- | --- | --- |"]
+        out += [f"| `{r['parameter']}` | {r['allowed']} | `{r['default']}` | {r['meaning']} |" for r in notebook.table(nb)]
+        out.append("")
+    return "\n".join(out)
+
+
+def write(folder: str) -> list[str]:
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for name, text in (("method_params.md", method_params()), ("notebook_params.md", notebook_params())):
+        path = os.path.join(folder, name)
+        with open(path, "w") as f:
+            f.write(text)
+        paths.append(path)
+    return paths

@@ -1,0 +1,71 @@
+"""The analysis tables of notebook 05, on synthetic grids whose answers are known."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from mu_core import analysis, stats
+
+
+def grid_table(I=12, J=11, seed=0):
+    """A grid design: 'ssd' deterministic (seed means only), 'finetune' with unlearning noise."""
+    rng = np.random.default_rng(seed)
+    means = rng.normal(50, 4, I)
+    rows = []
+    for method, sw, cost in (("ssd", 0.0, 0.05), ("finetune", 2.0, 0.2)):
+        for i in range(1, I + 1):
+            for j in range(1, J + 1):
+                z = means[i - 1] + (rng.normal(0, sw) if sw else 0.0)
+                rows.append(dict(design="grid", protocol="grid", dataset="mnist5", setting="sub_class", target="7",
+                                 method=method, mode="reference", train_seed=i, unlearn_seed=(i - 1) * J + j,
+                                 retain_acc=90 + z / 10, forget_acc=z, test_acc=80.0, mia=50.0, method_seconds=cost))
+    return pd.DataFrame(rows)
+
+
+def test_components_with_ci_brackets_the_estimate_and_sees_no_within_variance_for_ssd():
+    comp = analysis.components_with_ci(grid_table(), n_boot=100)
+    assert (comp.sigma_b2_lo <= comp.sigma_b2).all() and (comp.sigma_b2 <= comp.sigma_b2_hi).all()
+    ssd = comp[(comp.method == "ssd") & (comp.metric == "forget_acc")].iloc[0]
+    assert ssd.sigma_w2 == 0 and ssd.icc == 1
+    text = analysis.components_summary(comp)
+    assert text["icc_det"].startswith("1") and text["n_overstate"].endswith("of 2")
+
+
+def test_w2_instances_match_stats_and_carry_a_b_versus_b_baseline():
+    t = grid_table()
+    inst = analysis.w2_instances(t, n_b=10, seed=3)
+    a = inst[(inst.method == "ssd") & (inst.metric == "forget_acc") & (inst.comparison == "A vs B")].w2.to_numpy()
+    Z = stats.grid_matrix(t, "ssd", "mnist5/sub_class", "7", "forget_acc")
+    assert np.array_equal(a, stats.w2_instances(Z, n_b=10, seed=3).ravel())
+    base = inst[(inst.method == "ssd") & (inst.metric == "forget_acc") & (inst.comparison == "B vs B")].w2
+    assert len(base) == len(a) and base.median() < np.median(a)  # A's one seed is far; B vs B is noise
+    assert set(analysis.w2_instances(grid_table(I=3, J=2), n_b=2).comparison) == {"A vs B"}  # too few seeds
+
+
+def test_rank_flips_are_stats_rank_flip_for_each_pair():
+    t = grid_table()
+    flips = analysis.rank_flips(t)
+    assert list(flips.pair) == ["finetune vs ssd"]
+    Z1, Z2 = (stats.grid_matrix(t, m, "mnist5/sub_class", "7", "forget_acc") for m in ("finetune", "ssd"))
+    assert flips.p_flip.iloc[0] == stats.rank_flip(Z1, Z2)
+    assert analysis.flips_summary(flips)["flip_worst_pair"].startswith("finetune vs ssd")
+
+
+@pytest.mark.parametrize("I,J", [(12, 11), (6, 3)])
+def test_seed_budget_spends_what_the_run_s_own_grid_cost(I, J):
+    t = grid_table(I, J)
+    comp = stats.components_table(t)
+    budget = analysis.seed_budget(t, comp, c_train=1.0)
+    for r in budget.itertuples():
+        c_u = 0.05 if r.method == "ssd" else 0.2
+        assert r.grid == f"{I} x {J}" and r.c_unlearn_s == pytest.approx(c_u)
+        spent = r.I_best * (1.0 + r.J_best * c_u)
+        assert spent <= I * (1.0 + J * c_u) + 1e-9  # never more than the grid itself cost
+        assert r.var_best <= r.var_protocol_A
+    assert budget.set_index("method").J_best["ssd"] == 1  # deterministic: one unlearning seed suffices
+
+
+def test_modes_table_keeps_the_common_targets_of_both_runs():
+    ref = grid_table().assign(design="paper", protocol="B")
+    cor = ref[ref.method == "ssd"].assign(mode="corrected")
+    both = analysis.modes_table(ref, cor)
+    assert set(both["mode"]) == {"reference", "corrected"} and len(both) == len(ref) + len(cor)

@@ -1,0 +1,53 @@
+"""Every code name the book and the README cite (`module.name` in backticks) exists in mu_core."""
+import glob
+import importlib
+import os
+import re
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODULES = {os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, "mu_core", "*.py"))} - {"__init__", "__main__"}
+
+
+def cited():
+    out = set()
+    for page in glob.glob(os.path.join(ROOT, "book", "*.md")) + [os.path.join(ROOT, "README.md")]:
+        for name in re.findall(r"`(?:mu_core\.)?([a-z_]+\.[A-Za-z_][A-Za-z_0-9.]*)`", open(page).read()):
+            if name.split(".")[0] in MODULES:
+                out.add((os.path.basename(page), name))
+    return sorted(out)
+
+
+def test_the_book_cites_some_code():
+    assert len(cited()) >= 5
+
+
+def test_every_cited_code_name_exists():
+    missing = []
+    for page, name in cited():
+        module, *attrs = name.split(".")
+        if attrs == ["py"]:  # a file
+            if not os.path.exists(os.path.join(ROOT, "mu_core", name)):
+                missing.append(f"{page}: {name}")
+            continue
+        obj = importlib.import_module(f"mu_core.{module}")
+        for a in attrs:
+            if not hasattr(obj, a):
+                missing.append(f"{page}: {name}")
+                break
+            obj = getattr(obj, a)
+    assert not missing, missing
+
+
+def test_lightweight_modules_repeat_the_engine_tables_exactly():
+    """plots and notebook avoid importing torch, so they repeat two short tables: they must agree."""
+    from mu_core import methods, notebook, plots, study
+    assert plots.METHOD_ORDER == list(methods.METHODS)
+    assert notebook.EXECUTORS == study.EXECUTORS
+
+
+def test_the_simulation_notebook_needs_no_torch():
+    import subprocess
+    import sys
+    code = ("import sys; from mu_core import notebook, plots, simulation; "
+            "simulation.simulate(1, 1, 0.5, 50, 5, 5, 100); assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
