@@ -25,7 +25,7 @@ from . import data as D
 from .methods import METHODS
 
 TRAIN_VERSION = 1    # bump when training code changes what it computes
-METRICS_VERSION = 2  # bump when evaluation changes what it computes (2: the MIA's exact objective)
+METRICS_VERSION = 3  # bump when evaluation changes what it computes (2, 3: the MIA's exact objective)
 COLUMNS = ["design", "protocol", "dataset", "setting", "target", "method", "mode", "train_seed",
            "unlearn_seed", "retain_acc", "forget_acc", "test_acc", "mia", "method_seconds"]
 
