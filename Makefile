@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROFILE ?= classroom
 RUN_DIR ?= runs/$(PROFILE)
-NOTEBOOKS := 01_train 02_unlearn 03_figure1 04_figure2 05_beyond 06_modes 07_simulation
+NOTEBOOKS := 01_train 02_unlearn 03_figure1 04_figure2 05_beyond 06_modes 07_simulation 08_claims
 MATHJAX := book/_extra/mathjax
 
 .PHONY: book test notebooks paper bench clean chromium
@@ -31,6 +31,7 @@ notebooks: $(STAMP)
 	    -p profile $(PROFILE) -p run_dir $(RUN_DIR) --progress-bar || { \
 	    echo "notebook $$nb failed; the executed copy is kept in book/executed/$$nb.ipynb"; exit 1; }; \
 	done
+	$(PY) -m mu_core tidy book/executed/*.ipynb
 
 book: notebooks $(MATHJAX)
 	$(PY) -m mu_core tables --out book/generated

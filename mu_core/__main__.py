@@ -14,6 +14,8 @@ def main(argv=None):
     sub.add_parser("profiles", help="list the profiles and their fields")
     t = sub.add_parser("tables", help="write the book's generated tables (method and notebook parameters)")
     t.add_argument("--out", default="book/generated")
+    td = sub.add_parser("tidy", help="fold code and drop papermill's injected cell in executed notebooks")
+    td.add_argument("notebooks", nargs="+")
     r = sub.add_parser("run", help="run a profile's designs and write results.csv")
     r.add_argument("--profile", required=True)
     r.add_argument("--run-dir", required=True)
@@ -29,6 +31,11 @@ def main(argv=None):
     try:
         if args.command == "profiles":
             print(profiles.describe())
+            return 0
+        if args.command == "tidy":
+            from . import notebook
+            for path in args.notebooks:
+                notebook.tidy(path)
             return 0
         if args.command == "tables":
             from . import tables

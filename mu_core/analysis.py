@@ -124,3 +124,70 @@ def modes_table(reference: pd.DataFrame, corrected: pd.DataFrame, protocols=("A"
     common = cor[["dataset", "setting", "target"]].drop_duplicates()
     both = pd.concat([ref.merge(common), cor], ignore_index=True)
     return both[both.protocol.isin(protocols)]
+
+
+def claims(table: pd.DataFrame) -> pd.DataFrame:
+    """The paper's claims, each checked against this run: one row per claim and setting, with a
+    verdict (holds / partly / does not hold / not tested) and the number behind it."""
+    out = []
+    settings = sorted(set(stats.select(table, "paper").pipe(lambda t: t.dataset + "/" + t.setting)))
+
+    def add(claim, where, verdict, evidence):
+        out.append(dict(claim=claim, setting=where, verdict=verdict, evidence=evidence))
+
+    for key in settings:
+        sel = stats.select(table, "paper", key)
+        det = sel[sel.method.isin(["ssd", "lfssd"])]
+        if det.empty:
+            continue
+        ranges = det.groupby(["method", "target", "protocol"])[["retain_acc", "forget_acc"]].agg(lambda v: v.max() - v.min())
+        a_max = float(ranges.xs("A", level="protocol").to_numpy().max())
+        add("SSD and LFSSD are deterministic: protocol A gives one value", key,
+            "holds" if a_max == 0 else "does not hold", f"largest range under A: {a_max:.2f} points")
+        b = ranges.xs("B", level="protocol")
+        moving = b.gt(0.05)
+        frac = float(moving.to_numpy().mean())
+        verdict = "holds" if frac == 1 else ("partly" if frac > 0 else "does not hold")
+        still = [f"{m} {metric}" for metric in b.columns for m in sorted(set(b.index.get_level_values(0)))
+                 if not moving[metric].xs(m, level="method").any()]
+        add("...yet they vary across training seeds (protocol B)", key, verdict,
+            f"median range under B: retain {b.retain_acc.median():.1f}, forget {b.forget_acc.median():.1f} points"
+            + (f"; no spread at all for {', '.join(still)}" if still else ""))
+    w2 = stats.paper_w2(table)
+    w2 = w2[w2.method != "original"]
+    for key in settings:
+        for metric in ("retain_acc", "forget_acc"):
+            d = w2[(w2.dataset + "/" + w2.setting == key) & (w2.metric == metric)]
+            if d.empty:
+                continue
+            med = d.groupby("method").w2.median().sort_values(ascending=False)
+            top = med.index[0]
+            verdict = "holds" if top in ("ssd", "lfssd") else ("partly" if {"ssd", "lfssd"} & set(med.index[:2]) else "does not hold")
+            add(f"SSD and LFSSD have the largest W2(A, B) ({metric.replace('_acc', '')} set)", key, verdict,
+                f"largest median: {METHODS[top].label} {med.iloc[0]:.2f}; SSD {med.get('ssd', float('nan')):.2f}, "
+                f"LFSSD {med.get('lfssd', float('nan')):.2f} points")
+    comp = stats.components_table(table) if not stats.select(table, "grid").empty else pd.DataFrame()
+    if comp.empty:
+        add("A can overstate the variance: V_A(s) > V_B for some seed", "grid design", "not tested", "no grid design in this run")
+        return pd.DataFrame(out)
+    sto = comp[~comp.method.isin(DETERMINISTIC)]
+    n_over = int((sto.A_overstates > 0).sum())
+    add("A can overstate the variance: V_A(s) > V_B for some training seed", "grid design",
+        "holds" if n_over else "does not hold", f"{n_over} of {len(sto)} stochastic method-target-metric cases")
+    pos = int((comp.sigma_b2 > 0).sum())
+    add("On average A understates it: sigma_b^2 = var E(Z|S) > 0", "grid design",
+        "holds" if pos == len(comp) else ("partly" if pos else "does not hold"),
+        f"sigma_b^2 > 0 in {pos} of {len(comp)} method-target-metric cases")
+    return pd.DataFrame(out)
+
+
+def modes_summary(both: pd.DataFrame) -> dict:
+    """Text for the book: the method whose forget-set accuracy under B moves most between modes,
+    and SSD's forget-set range under B in corrected mode."""
+    b = both[both.protocol == "B"]
+    mean = b.groupby(["method", "mode"]).forget_acc.mean().unstack()
+    shift = (mean["corrected"] - mean["reference"]).dropna()
+    top = shift.abs().idxmax()
+    ssd = b[(b.method == "ssd") & (b["mode"] == "corrected")].groupby("target").forget_acc.agg(lambda v: v.max() - v.min())
+    return {"modes_biggest": f"{METHODS[top].label} ({shift[top]:+.1f} points)",
+            "modes_ssd_b_range": f"{ssd.min():.1f} to {ssd.max():.1f}" if len(ssd) else "n/a"}

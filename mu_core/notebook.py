@@ -54,6 +54,7 @@ PARAMETERS = {
     "03_figure1": {**RUN, "panel_a_target": TARGET("full-class target; None: 'pine' if the profile has it, else its first"),
                    "panel_b_target": TARGET("sub-class target; None: 'sea' if the profile has it, else its first")},
     "04_figure2": {**RUN},
+    "08_claims": {**RUN},
     "05_beyond": {**RUN, "n_b": REAL(1, 50, "B instances per A instance", integer=True),
                   "n_boot": REAL(10, 200, "bootstrap resamples of training seeds", integer=True)},
     "06_modes": {**RUN, **EXEC,
@@ -156,3 +157,40 @@ def figure1_targets(prof: dict, a: str | None, b: str | None):
             raise Err(f"parameter {name} {t!r} is not a target of {keys[0]}; allowed: {', '.join(names)}")
         out.append((keys[0], t))
     return out
+
+
+def show(df, digits: int = 2, nan: str = "–"):
+    """A table for the book: no pandas index, one number format, NaN shown as a dash (each page
+    says what a dash means where one can occur)."""
+    import pandas as pd
+    out = df.reset_index() if not isinstance(df.index, pd.RangeIndex) else df
+    if isinstance(out.columns, pd.MultiIndex):
+        out = out.copy()
+        out.columns = [" ".join(str(c) for c in col if str(c)) for col in out.columns]
+    return out.style.format(precision=digits, na_rep=nan).hide(axis="index")
+
+
+def tidy(path: str) -> None:
+    """Prepare an executed notebook for the book: papermill's injected-parameters cell removed
+    (the page keeps the notebook's own parameters cell, folded), every code cell's input folded."""
+    import json
+    with open(path) as f:
+        nb = json.load(f)
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        want = "remove-cell" if "injected-parameters" in tags else "hide-input"
+        if want not in tags and "remove-input" not in tags:
+            tags.append(want)
+    with open(path, "w") as f:
+        json.dump(nb, f, indent=1)
+
+
+def save_table(df, name: str, run) -> str:
+    """Write ``df`` as ``<name>.csv`` beside the run's figures (the full table behind a page)."""
+    import os
+    os.makedirs(run.figures, exist_ok=True)
+    path = os.path.join(run.figures, name + ".csv")
+    df.to_csv(path, index=False)
+    return path

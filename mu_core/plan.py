@@ -117,3 +117,19 @@ def chunks(jobs: list[dict], size: int = 48) -> list[list[dict]]:
     out = [det] if det else []
     out += [rest[i:i + size] for i in range(0, len(rest), size)]
     return out
+
+
+def training_images(prof: dict, n_train: dict) -> int:
+    """Images passed through training steps by the whole plan: every original model's epochs and
+    every Retrain and Finetune run (the other methods add little). ``n_train``: training-set size
+    per dataset, and per dataset the forget-set size as ``(n, n_forget)``. For projections only."""
+    _, tspecs, groups = schedule(prof)
+    total = sum(ts["recipe"]["epochs"] * n_train[ts["dataset"]][0] for ts in tspecs.values())
+    for tkey, jobs in groups.items():
+        n, n_forget = n_train[tspecs[tkey]["dataset"]]
+        for j in jobs:
+            if j["method"] == "retrain":
+                total += tspecs[tkey]["recipe"]["epochs"] * (n - n_forget)
+            elif j["method"] == "finetune":
+                total += j["params"]["epochs"] * (n - n_forget)
+    return total

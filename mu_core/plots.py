@@ -16,13 +16,30 @@ PROTOCOL_LABELS = {"A": "A: one training seed, J unlearning seeds",
                    "B": "B: I training seeds, one unlearning seed each"}
 METRIC_LABELS = {"retain_acc": "retain-set accuracy (%)", "forget_acc": "forget-set accuracy (%)",
                  "test_acc": "test accuracy (%)", "mia": "MIA (% of forget set called member)"}
-METHOD_ORDER = ["original", "retrain", "finetune", "random_labels", "bad_teacher", "unsir", "ssd", "lfssd"]
-# the order of methods.METHODS, repeated so that plotting needs no torch; tests/test_book_names.py
-# checks that the two agree
+
+
+def _methods():
+    """The method table (imported here, not at the top, so that the simulation needs no torch)."""
+    from .methods import METHODS
+    return METHODS
+
+
+def method_order(present) -> list:
+    """The methods of ``present`` in the method table's order."""
+    return [m for m in _methods() if m in set(present)]
+
+
+def _relabel(ax):
+    """Method names on the x axis as the book writes them (Bad-Teacher, not bad_teacher)."""
+    labels = {m: rec.label for m, rec in _methods().items()}
+    ax.set_xticks(ax.get_xticks(), [labels.get(t.get_text(), t.get_text()) for t in ax.get_xticklabels()],
+                  rotation=35, ha="right")
 
 
 def style():
-    sns.set_theme(style="whitegrid", context="paper", palette="colorblind", font_scale=1.1)
+    # figures are at most 8 in wide, so that at the book's page width (about 750 px) tick labels
+    # stay at 9 pt or more
+    sns.set_theme(style="whitegrid", context="paper", palette="colorblind", font_scale=1.25)
 
 
 def save(fig, path_without_ext: str) -> list[str]:
@@ -42,11 +59,11 @@ def ab_boxplot(table: pd.DataFrame, panels, methods=None, retrain_lines=True):
     paper's Figure 1.
     """
     style()
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.8), squeeze=False)
     for k, (ax, (setting_key, target, metric)) in enumerate(zip(axes[0], panels)):
         t = stats.select(table, "paper", setting_key, target)
-        present = [m for m in METHOD_ORDER if m in set(t.method)]
-        order = [m for m in (methods or present) if m in present]
+        present = [m for m in method_order(t.method) if len(stats.select(t, "paper", method=m, protocol="A")) > 1]
+        order = [m for m in (methods or present) if m in present]  # a single A value is no box
         t = t[t.method.isin(order)].assign(protocol=lambda d: d.protocol.map(PROTOCOL_LABELS))
         sns.boxplot(data=t, x="method", y=metric, hue="protocol", order=order,
                     hue_order=list(PROTOCOL_LABELS.values()), whis=(0, 100), ax=ax, fliersize=0)
@@ -57,7 +74,7 @@ def ab_boxplot(table: pd.DataFrame, panels, methods=None, retrain_lines=True):
         ax.set_xlabel("")
         ax.set_ylabel(METRIC_LABELS[metric])
         ax.set_title(f"({'abcdefgh'[k]}) {setting_key}, target {target}" if len(panels) > 1 else f"{setting_key}, target {target}")
-        ax.tick_params(axis="x", rotation=30)
+        _relabel(ax)
         ax.get_legend().remove()
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=2, bbox_to_anchor=(0.5, -0.08), frameon=False)
@@ -72,8 +89,8 @@ def w2_boxes(w2table: pd.DataFrame, settings=None):
     t = w2table.assign(key=w2table.dataset + "/" + w2table.setting)
     settings = settings or sorted(t.key.unique())
     metrics = [m for m in ("retain_acc", "forget_acc") if m in set(t.metric)]
-    methods = [m for m in METHOD_ORDER if m in set(t.method)]
-    fig, axes = plt.subplots(len(settings), len(metrics), figsize=(5 * len(metrics), 2.8 * len(settings)),
+    methods = method_order(t.method)
+    fig, axes = plt.subplots(len(settings), len(metrics), figsize=(4 * len(metrics), 2.9 * len(settings)),
                              squeeze=False, sharey="row")
     for r, key in enumerate(settings):
         for c, metric in enumerate(metrics):
@@ -83,9 +100,12 @@ def w2_boxes(w2table: pd.DataFrame, settings=None):
                         color=sns.color_palette("colorblind")[2], fliersize=0)
             sns.stripplot(data=d, x="method", y="w2", order=methods, ax=ax, color="black", size=3)
             ax.set_xlabel("")
-            ax.set_ylabel(f"{key}\nW2(A, B) (% points)" if c == 0 else "")
+            ax.set_ylabel(f"{key}\n$W_2$(A, B) (% points)" if c == 0 else "")
             ax.set_title(METRIC_LABELS[metric].replace(" (%)", "") if r == 0 else "")
-            ax.tick_params(axis="x", rotation=30, labelbottom=(r == len(settings) - 1))
+            if r == len(settings) - 1:
+                _relabel(ax)
+            else:
+                ax.tick_params(axis="x", labelbottom=False)
     fig.tight_layout()
     return fig
 
@@ -98,14 +118,14 @@ def components_bars(comp: pd.DataFrame, metric: str = "forget_acc"):
                   value_name="variance")
     long["component"] = long.component.map({"sigma_b2": "training seed: var E(Z|S)",
                                             "sigma_w2": "unlearning seed: E var(Z|S)"})
-    methods = [m for m in METHOD_ORDER if m in set(t.method)]
+    methods = method_order(t.method)
     g = sns.catplot(data=long, x="method", y="variance", hue="component", col="key", kind="bar",
-                    order=methods, height=3.4, aspect=1.25, sharey=False)
+                    order=methods, height=3.2, aspect=0.85, sharey=False)
     g.set_axis_labels("", f"variance of {METRIC_LABELS[metric].split(' (')[0]} (%²)")
     g.set_titles("{col_name}")
     for ax in g.axes.flat:
-        ax.tick_params(axis="x", rotation=30)
-    sns.move_legend(g, "lower center", bbox_to_anchor=(0.5, -0.08), ncol=2, title=None, frameon=False)
+        _relabel(ax)
+    sns.move_legend(g, "lower center", bbox_to_anchor=(0.5, -0.12), ncol=2, title=None, frameon=False)
     return g.figure
 
 
@@ -113,15 +133,15 @@ def instances_boxes(w2inst: pd.DataFrame):
     """W2(A_i, B_k) over many A and B instances, per method, beside the B-versus-B baseline
     (sampling noise alone), when the table has it (beyond the paper)."""
     style()
-    methods = [m for m in METHOD_ORDER if m in set(w2inst.method)]
+    methods = method_order(w2inst.method)
     hue = "comparison" if "comparison" in w2inst and w2inst.comparison.nunique() > 1 else None
     g = sns.catplot(data=w2inst, x="method", y="w2", col="key", row="metric", kind="box", order=methods,
-                    hue=hue, whis=(0, 100), fliersize=0, height=3.0, aspect=1.4, sharey=False,
+                    hue=hue, whis=(0, 100), fliersize=0, height=2.9, aspect=0.9, sharey=False,
                     **({} if hue else {"color": sns.color_palette("colorblind")[4]}))
-    g.set_axis_labels("", "W2 (% points)")
+    g.set_axis_labels("", "$W_2$ (% points)")
     g.set_titles("{row_name} | {col_name}")
     for ax in g.axes.flat:
-        ax.tick_params(axis="x", rotation=30)
+        _relabel(ax)
     if hue:
         sns.move_legend(g, "lower center", bbox_to_anchor=(0.5, -0.04), ncol=2, title=None, frameon=False)
     return g.figure
@@ -130,16 +150,16 @@ def instances_boxes(w2inst: pd.DataFrame):
 def modes_boxes(both: pd.DataFrame):
     """Reference against corrected mode, per method and protocol: retain- and forget-set accuracy."""
     style()
-    methods = [m for m in METHOD_ORDER if m in set(both.method)]
+    methods = method_order(both.method)
     d = both.assign(group=both["mode"] + ", " + both.protocol.map({"A": "A", "B": "B"}))
     order = [f"{m}, {p}" for m in ("reference", "corrected") for p in "AB" if f"{m}, {p}" in set(d.group)]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.8))
     for ax, metric in zip(axes, ("retain_acc", "forget_acc")):
         sns.boxplot(data=d, x="method", y=metric, hue="group", hue_order=order, order=methods,
                     whis=(0, 100), fliersize=0, ax=ax)
         ax.set_xlabel("")
         ax.set_ylabel(METRIC_LABELS[metric])
-        ax.tick_params(axis="x", rotation=30)
+        _relabel(ax)
         ax.get_legend().remove()
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(order), bbox_to_anchor=(0.5, -0.08), frameon=False)
@@ -147,25 +167,38 @@ def modes_boxes(both: pd.DataFrame):
     return fig
 
 
-def simulation_figure(a_values, b_values, v_a, v_b):
-    """Teaching figure: one A sample and one B sample from a simulated nested study."""
+def message_figure(text: str):
+    """A figure that says why there is no figure (e.g. a run that was not made)."""
+    import textwrap
+    fig, ax = plt.subplots(figsize=(8, 1.6))
+    ax.axis("off")
+    ax.text(0.5, 0.5, textwrap.fill(text, 90), ha="center", va="center", fontsize=11)
+    return fig
+
+
+def simulation_figure(a_values, b_values, v_a, v_b, v_a_sample=None):
+    """Teaching figure: one A sample and one B sample from a simulated nested study (left); the
+    true V_A(s) over training seeds, and the sample variance of J runs, against V_B (right)."""
+    import numpy as np
     style()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
     d = pd.DataFrame({"Z": list(a_values) + list(b_values),
-                      "protocol": [PROTOCOL_LABELS["A"]] * len(a_values) + [PROTOCOL_LABELS["B"]] * len(b_values)})
+                      "protocol": ["A: one training seed"] * len(a_values) + ["B: many training seeds"] * len(b_values)})
     sns.stripplot(data=d, x="protocol", y="Z", ax=axes[0], size=5, jitter=0.15)
     axes[0].set_xlabel("")
-    axes[0].set_ylabel("metric Z (%)")
-    axes[0].set_xticks(axes[0].get_xticks(), ["A: one training seed", "B: many training seeds"])
-    import numpy as np
-    positive = np.asarray(v_a)[np.asarray(v_a) > 0]
+    axes[0].set_ylabel("metric $Z$ (%)")
+    values = [np.asarray(v_a)] + ([np.asarray(v_a_sample)] if v_a_sample is not None else [])
+    positive = np.concatenate([v[v > 0] for v in values])
     bins = np.geomspace(positive.min(), max(positive.max(), v_b), 40) if len(positive) else 30
-    axes[1].hist(v_a, bins=bins, color=sns.color_palette("colorblind")[0], alpha=0.8, label="V_A(s) over training seeds s")
+    pal = sns.color_palette("colorblind")
+    axes[1].hist(values[0], bins=bins, color=pal[0], alpha=0.8, label=r"true $\mathcal{V}_A(s)$")
+    if v_a_sample is not None:
+        axes[1].hist(values[1], bins=bins, color=pal[1], alpha=0.5, label=r"sample variance of $J$ runs")
     if len(positive):
         axes[1].set_xscale("log")
-    axes[1].axvline(v_b, color="black", lw=2, label="V_B = var Z")
-    axes[1].set_xlabel("variance (%²)")
+    axes[1].axvline(v_b, color="black", lw=2, label=r"$\mathcal{V}_B = \mathrm{var}\,Z$")
+    axes[1].set_xlabel(r"variance (%$^2$) over simulated training seeds $s$")
     axes[1].set_ylabel("count")
-    axes[1].legend(frameon=False)
+    axes[1].legend(frameon=False, fontsize=9)
     fig.tight_layout()
     return fig

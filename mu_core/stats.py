@@ -90,13 +90,17 @@ def protocols(table: pd.DataFrame, method: str, setting_key: str, target, metric
 
 
 def paper_w2(table: pd.DataFrame, metrics=("retain_acc", "forget_acc")) -> pd.DataFrame:
-    """W2(A, B) for every method, setting, target and metric of the paper design (Figure 2)."""
+    """W2(A, B) for every method, setting, target and metric of the paper design (Figure 2).
+
+    A method whose protocol-A sample has a single value (a profile may run it with one
+    unlearning seed, ``j_per_method``) is left out: W2 between one value and I values is not the
+    paper's comparison of two samples of the same size."""
     _require(table, ["design", "protocol", *KEYS, *metrics])
     out = []
     for (ds, setting, target, method), g in select(table, "paper").groupby(list(KEYS)):
         for metric in metrics:
             a, b = (select(g, "paper", protocol=p)[metric] for p in "AB")
-            if len(a) and len(b):
+            if len(a) > 1 and len(b):
                 out.append(dict(dataset=ds, setting=setting, target=target, method=method,
                                 metric=metric, w2=w2(a, b)))
     return pd.DataFrame(out)

@@ -227,3 +227,33 @@ def open_run(run_dir: str, profile: str | None = None, overrides=()) -> Run:
             if info is not None:
                 seconds.append(info["train_seconds"])
     return Run(run_dir, table, recorded, manifest, seconds, os.path.join(run_dir, "figures"))
+
+
+GPU_IMAGES_PER_SECOND = 6000  # train.fit on an H100, ResNet-18, batch 64, fp32: measured 2026-11-23 (issue 12)
+
+
+def corrected_counterpart(reference: Run, run_dir: str, n_targets: int = 1, executor: str = "auto",
+                          scheduler: str | None = None):
+    """(table, note) of the corrected-mode paper design beside a reference run.
+
+    An existing finished corrected run in ``run_dir`` (the documented ``paper-corrected`` run,
+    say) is used as it is. Otherwise a CPU-sized profile is run now, for the first ``n_targets``
+    targets of each setting; a GPU-sized one (ResNet-18) is not started inside a book build:
+    the table is None and the note says which command makes it and what it would cost.
+    """
+    if os.path.exists(os.path.join(run_dir, "results.csv")) and os.path.exists(os.path.join(run_dir, "manifest.json")):
+        other = open_run(run_dir)
+        if other.profile["mode"] != "corrected":
+            raise ConfigError(f"corrected_run_dir {run_dir!r} holds a {other.profile['mode']}-mode run; "
+                              f"choose the folder of a corrected-mode run")
+        return other.table, f"the corrected run in {run_dir} ({other.provenance})"
+    prof = {**reference.profile, "mode": "corrected", "designs": ["paper"],
+            "targets": {k: v[:n_targets] for k, v in reference.profile["targets"].items()}}
+    if prof["model"]["arch"] == "resnet18":
+        n = {"cifar100": (50000, 500), "cifar20": (50000, 2500)}
+        hours = plan.training_images(prof, n) / GPU_IMAGES_PER_SECOND / 3600
+        name = "paper-corrected" if prof["profile"] == "paper" else prof["profile"]
+        return None, (f"no corrected run in {run_dir}; not started here (about {hours:.0f} GPU-hours projected at "
+                      f"{GPU_IMAGES_PER_SECOND:,} training images/s): make it with python -m mu_core run "
+                      f"--profile {name} --run-dir {run_dir}")
+    return run(prof, run_dir, executor=executor, scheduler=scheduler).table, f"a corrected-mode rerun in {run_dir}"

@@ -46,10 +46,29 @@ def notebook_params() -> str:
     return "\n".join(out)
 
 
+def paper_cost() -> str:
+    """Markdown: what each GPU profile's plan trains, and the GPU-hours it projects to."""
+    from . import plan
+    from .study import GPU_IMAGES_PER_SECOND
+    n = {"cifar100": (50000, 500), "cifar20": (50000, 2500)}
+    lines = ["| profile | original models | unlearning jobs | training images | projected GPU-hours |",
+             "| --- | --- | --- | --- | --- |"]
+    for name in profiles.names():
+        prof = profiles.load(name)
+        if prof["model"]["arch"] != "resnet18":
+            continue
+        _, tspecs, groups = plan.schedule(prof)
+        images = plan.training_images(prof, n)
+        lines.append(f"| `{name}` | {len(tspecs)} | {sum(len(g) for g in groups.values()):,} | "
+                     f"{images / 1e9:.2f} G | {images / GPU_IMAGES_PER_SECOND / 3600:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
 def write(folder: str) -> list[str]:
     os.makedirs(folder, exist_ok=True)
     paths = []
-    for name, text in (("method_params.md", method_params()), ("notebook_params.md", notebook_params())):
+    for name, text in (("method_params.md", method_params()), ("notebook_params.md", notebook_params()),
+                       ("paper_cost.md", paper_cost())):
         path = os.path.join(folder, name)
         with open(path, "w") as f:
             f.write(text)

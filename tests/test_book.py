@@ -38,6 +38,9 @@ def book(tmp_path_factory):
         pm.execute_notebook(os.path.join(ROOT, "notebooks", nb + ".ipynb"), str(src / "book" / "executed" / (nb + ".ipynb")),
                             parameters={"profile": "smoke", "run_dir": str(src / "runs" / "smoke")},
                             cwd=str(src), progress_bar=False, kernel_name="python3")
+    from mu_core import notebook
+    for nb in NOTEBOOKS:
+        notebook.tidy(str(src / "book" / "executed" / (nb + ".ipynb")))
     proc = subprocess.run([os.path.join(BIN, "jupyter-book"), "build", str(src), "-W", "-n", "--keep-going"],
                           capture_output=True, text=True)
     return src, proc
@@ -50,7 +53,7 @@ def test_every_notebook_ran_under_papermill_with_smoke(book):
         outs = [o for c in cells if c["cell_type"] == "code" for o in c.get("outputs", [])]
         assert not [o for o in outs if o.get("output_type") == "error"], nb
         tags = [c.get("metadata", {}).get("tags", []) for c in cells]
-        assert ["parameters"] in tags and ["injected-parameters"] in tags, nb
+        assert ["parameters", "hide-input"] in tags and ["injected-parameters", "remove-cell"] in tags, nb
 
 
 def test_book_builds_with_warnings_as_errors(book):
@@ -117,18 +120,24 @@ document.getElementById('f').addEventListener('load', function () {
   setTimeout(function () {
     var d = document.getElementById('f').contentDocument;
     var imgs = Array.from(d.querySelectorAll('img'));
+    var code = Array.from(d.querySelectorAll('.cell_input')).filter(function (c) {
+      return c.getClientRects().length > 0; });
     document.getElementById('out').textContent = JSON.stringify({
       math: d.querySelectorAll('mjx-container').length,
       images: imgs.length,
-      shown: imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length});
+      shown: imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length,
+      visible_code_lines: code.map(function (c) { return c.innerText.trim().split('\\n').length; }),
+      text: d.body.innerText});
   }, 3000);
 });
 </script></body></html>"""
 
 
-@pytest.mark.parametrize("page,needs_math,min_images", [
-    ("book/derivation.html", True, 0), ("book/executed/03_figure1.html", False, 1),
-    ("book/executed/04_figure2.html", False, 1), ("book/executed/05_beyond.html", False, 2)])
+FIGURE_PAGES = ["02_unlearn", "03_figure1", "04_figure2", "05_beyond", "06_modes", "08_claims"]
+
+
+@pytest.mark.parametrize("page,needs_math,min_images", [("book/derivation.html", True, 0)] + [
+    (f"book/executed/{p}.html", False, 0 if p == "08_claims" else 1) for p in FIGURE_PAGES])
 def test_chromium_offline_typesets_math_and_shows_figures(book, page, needs_math, min_images):
     src, proc = book
     assert proc.returncode == 0
@@ -148,5 +157,8 @@ def test_chromium_offline_typesets_math_and_shows_figures(book, page, needs_math
         server.shutdown()
     result = json.loads(re.search(r'<pre id="out">(.*?)</pre>', out, re.S).group(1))
     if needs_math:
-        assert result["math"] > 5, result
-    assert result["images"] >= min_images and result["shown"] == result["images"], result
+        assert result["math"] > 5, {k: v for k, v in result.items() if k != "text"}
+    assert result["images"] >= min_images and result["shown"] == result["images"], result["images"]
+    if "executed" in page:  # a figure page: its provenance line, and no long code in view
+        assert re.search(r"profile smoke, mode reference, commit \S+, torch \S+", result["text"]), page
+        assert all(n <= 10 for n in result["visible_code_lines"]), result["visible_code_lines"]
