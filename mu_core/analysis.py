@@ -168,16 +168,16 @@ def claims(table: pd.DataFrame) -> pd.DataFrame:
                 f"LFSSD {med.get('lfssd', float('nan')):.2f} points")
     comp = stats.components_table(table) if not stats.select(table, "grid").empty else pd.DataFrame()
     if comp.empty:
-        add("A can overstate the variance: V_A(s) > V_B for some seed", "grid design", "not tested", "no grid design in this run")
+        add("A can overstate the variance: V_A(s) > V_B for some training seed s", "grid design", "not tested", "no grid design in this run")
         return pd.DataFrame(out)
     sto = comp[~comp.method.isin(DETERMINISTIC)]
     n_over = int((sto.A_overstates > 0).sum())
-    add("A can overstate the variance: V_A(s) > V_B for some training seed", "grid design",
+    add("A can overstate the variance: V_A(s) > V_B for some training seed s", "grid design",
         "holds" if n_over else "does not hold", f"{n_over} of {len(sto)} stochastic method-target-metric cases")
     pos = int((comp.sigma_b2 > 0).sum())
-    add("On average A understates it: sigma_b^2 = var E(Z|S) > 0", "grid design",
+    add("On average A understates it: σ_b² = var E(Z|S) > 0", "grid design",
         "holds" if pos == len(comp) else ("partly" if pos else "does not hold"),
-        f"sigma_b^2 > 0 in {pos} of {len(comp)} method-target-metric cases")
+        f"σ_b² > 0 in {pos} of {len(comp)} method-target-metric cases")
     return pd.DataFrame(out)
 
 

@@ -36,6 +36,14 @@ def _relabel(ax):
                   rotation=35, ha="right")
 
 
+def target_name(setting_key: str, target) -> str:
+    """A forget target as a reader says it: 'digit 7', 'digits 1 and 7', or the CIFAR class."""
+    t = str(target)
+    if setting_key.startswith("mnist"):
+        return f"digits {t.replace('-', ' and ')}" if "-" in t else f"digit {t}"
+    return f"'{t}'"
+
+
 def style():
     # figures are at most 8 in wide, so that at the book's page width (about 750 px) tick labels
     # stay at 9 pt or more
@@ -73,7 +81,8 @@ def ab_boxplot(table: pd.DataFrame, panels, methods=None, retrain_lines=True):
                 ax.axhline(r[metric].quantile(q), color="black", lw=1, ls=ls)
         ax.set_xlabel("")
         ax.set_ylabel(METRIC_LABELS[metric])
-        ax.set_title(f"({'abcdefgh'[k]}) {setting_key}, target {target}" if len(panels) > 1 else f"{setting_key}, target {target}")
+        where = f"{setting_key}, {target_name(setting_key, target)}"
+        ax.set_title(f"({'abcdefgh'[k]}) {where}" if len(panels) > 1 else where)
         _relabel(ax)
         ax.get_legend().remove()
     handles, labels = axes[0][0].get_legend_handles_labels()
