@@ -63,6 +63,9 @@ ALIASES = {"pine": "pine_tree"}  # the paper says "pine" for the fine class pine
 
 COARSE = {"mnist5", "cifar20"}  # datasets whose labels are super-classes
 NUM_CLASSES = {"mnist10": 10, "mnist5": 5, "cifar100": 100, "cifar20": 20}
+# CIFAR training-set size and a full-class forget set (a class; a super-class of five), for cost
+# projections without the data
+CIFAR_SIZES = {"cifar100": (50000, 500), "cifar20": (50000, 2500)}
 SETTINGS = {  # the paper's three settings, for each source
     "mnist5k": ["mnist10/full_class", "mnist5/full_class", "mnist5/sub_class"],
     "cifar100": ["cifar100/full_class", "cifar20/full_class", "cifar20/sub_class"],

@@ -24,7 +24,8 @@ from collections import defaultdict
 from . import data as D
 from .methods import METHODS
 
-TRAIN_VERSION = 1    # bump when training code changes what it computes
+TRAIN_VERSION = 2    # bump when train.fit changes what it computes (it trains M_o and most methods;
+                     # 2: each epoch's order and augmentation drawn at the epoch's start)
 METRICS_VERSION = 3  # bump when evaluation changes what it computes (2, 3: the MIA's exact objective)
 COLUMNS = ["design", "protocol", "dataset", "setting", "target", "method", "mode", "train_seed",
            "unlearn_seed", "retain_acc", "forget_acc", "test_acc", "mia", "method_seconds"]

@@ -250,8 +250,7 @@ def corrected_counterpart(reference: Run, run_dir: str, n_targets: int = 1, exec
     prof = {**reference.profile, "mode": "corrected", "designs": ["paper"],
             "targets": {k: v[:n_targets] for k, v in reference.profile["targets"].items()}}
     if prof["model"]["arch"] == "resnet18":
-        n = {"cifar100": (50000, 500), "cifar20": (50000, 2500)}
-        hours = plan.training_images(prof, n) / GPU_IMAGES_PER_SECOND / 3600
+        hours = plan.training_images(prof, D.CIFAR_SIZES) / GPU_IMAGES_PER_SECOND / 3600
         name = "paper-corrected" if prof["profile"] == "paper" else prof["profile"]
         return None, (f"no corrected run in {run_dir}; not started here (about {hours:.0f} GPU-hours projected at "
                       f"{GPU_IMAGES_PER_SECOND:,} training images/s): make it with python -m mu_core run "

@@ -48,9 +48,8 @@ def notebook_params() -> str:
 
 def paper_cost() -> str:
     """Markdown: what each GPU profile's plan trains, and the GPU-hours it projects to."""
-    from . import plan
+    from . import data as D, plan
     from .study import GPU_IMAGES_PER_SECOND
-    n = {"cifar100": (50000, 500), "cifar20": (50000, 2500)}
     lines = ["| profile | original models | unlearning jobs | training images | projected GPU-hours |",
              "| --- | --- | --- | --- | --- |"]
     for name in profiles.names():
@@ -58,7 +57,7 @@ def paper_cost() -> str:
         if prof["model"]["arch"] != "resnet18":
             continue
         _, tspecs, groups = plan.schedule(prof)
-        images = plan.training_images(prof, n)
+        images = plan.training_images(prof, D.CIFAR_SIZES)
         lines.append(f"| `{name}` | {len(tspecs)} | {sum(len(g) for g in groups.values()):,} | "
                      f"{images / 1e9:.2f} G | {images / GPU_IMAGES_PER_SECOND / 3600:.0f} |")
     return "\n".join(lines) + "\n"

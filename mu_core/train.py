@@ -12,7 +12,8 @@ A recipe is a plain dict (its numbers live in the profile, never here)::
     channels_last: bool    (NHWC memory layout for convolutions; a GPU speed option)
 
 Every random choice (data order, augmentation) comes from one ``torch.Generator`` seeded by the
-caller, so the training seed fixes them all; weights are initialised in ``models.build``.
+caller, so the training seed fixes them all; each epoch draws its order, then the augmentation of
+all its samples, at its start. Weights are initialised in ``models.build``.
 Data stay on the model's device; augmentation runs as batched tensor operations.
 """
 from __future__ import annotations
@@ -92,12 +93,6 @@ def optimizer(recipe: dict, params):
                            weight_decay=recipe.get("weight_decay", 0.0), fused=True)
 
 
-def batches(n: int, size: int, gen: torch.Generator | None):
-    """Index batches over n samples: shuffled by ``gen``, or in order when gen is None."""
-    order = torch.randperm(n, generator=gen) if gen is not None else torch.arange(n)
-    return order.split(size)
-
-
 def fit(model, x, y, recipe: dict, gen: torch.Generator, data: D.Data, *,
         select=None, label: str | None = None, loss_fn=None):
     """Train ``model`` in place on images ``x`` (in [0, 1]) with labels ``y``.
@@ -124,18 +119,23 @@ def fit(model, x, y, recipe: dict, gen: torch.Generator, data: D.Data, *,
         epochs = tqdm(epochs, desc=label, leave=False)
     for epoch in epochs:
         model.train()
-        for it, idx in enumerate(batches(len(x), recipe["batch"], gen)):
+        # the epoch's randomness is drawn at its start: the order, then the augmentation of every
+        # sample at once; the steps then take contiguous slices, with no draw, gather or host
+        # copy inside the step loop (on a GPU nothing makes the host wait for the device)
+        order = torch.randperm(len(x), generator=gen).to(dev)
+        xe, ye = x[order], y[order]
+        if aug:
+            xe = D.normalise(augment(xe, gen, **aug), data)
+        if layout is torch.channels_last:
+            xe = xe.contiguous(memory_format=layout)
+        for it, (xb, yb) in enumerate(zip(xe.split(recipe["batch"]), ye.split(recipe["batch"]))):
             lr = schedule(recipe, epoch, it, steps)
             if lr != opt.param_groups[0]["lr"]:
                 for group in opt.param_groups:
                     group["lr"] = lr
-            idx = idx.to(dev)
-            xb = x[idx]
-            if aug:
-                xb = D.normalise(augment(xb, gen, **aug), data)
             with autocast():
-                out = model(xb.contiguous(memory_format=layout))
-                loss = loss_fn(out, y[idx]) if loss_fn else F.cross_entropy(out, y[idx])
+                out = model(xb)
+                loss = loss_fn(out, yb) if loss_fn else F.cross_entropy(out, yb)
             if not zero_after:
                 opt.zero_grad(set_to_none=True)
             loss.backward()

