@@ -10,7 +10,7 @@ RUN_DIR ?= runs/$(PROFILE)
 NOTEBOOKS := 01_train 02_unlearn 03_figure1 04_figure2 05_beyond 06_modes 07_simulation 08_claims
 MATHJAX := book/_extra/mathjax
 
-.PHONY: book test notebooks paper bench clean chromium
+.PHONY: book test notebooks paper bench bench-gpu clean chromium
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ test: $(STAMP) chromium
 
 bench: $(STAMP)
 	$(PY) benchmarks/cpu_engine_vs_reference.py
+
+# On a GPU machine: ResNet-18 training throughput, reference style against train.fit (benchmarks/README.md).
+bench-gpu: $(STAMP)
+	$(PY) benchmarks/gpu.py
 
 paper: $(STAMP)
 	$(PY) -m mu_core run --profile paper --run-dir runs/paper
