@@ -56,6 +56,35 @@ def w2_instances(table: pd.DataFrame, n_b: int = 50, seed: int = 0,
         columns=["key", "method", "metric", "comparison", "w2"])
 
 
+def b_noise(table: pd.DataFrame, n: int = 200, seed: int = 0, metrics=("retain_acc", "forget_acc")) -> pd.DataFrame:
+    """Per setting, method and metric: the median W2 between two independent B instances on the
+    setting's grid target (``stats.w2_b_baseline``), the size of W2 from sampling noise alone."""
+    out = []
+    for key, target in grid_keys(table):
+        ds, setting = key.split("/")
+        for method in METHODS:
+            if method == "original" or stats.select(table, "grid", key, target, method).empty:
+                continue
+            for metric in metrics:
+                Z = stats.grid_matrix(table, method, key, target, metric)
+                if Z.shape[0] >= 4:
+                    out.append(dict(dataset=ds, setting=setting, method=method, metric=metric,
+                                    w2=float(np.median(stats.w2_b_baseline(Z, n=n, seed=seed))), half=Z.shape[0] // 2))
+    return pd.DataFrame(out, columns=["dataset", "setting", "method", "metric", "w2", "half"])
+
+
+def above_noise(w2: pd.DataFrame, noise: pd.DataFrame, metric: str = "forget_acc") -> pd.DataFrame:
+    """Per setting and method: the median W2(A, B) over targets beside the B-versus-B noise, and
+    whether it is at least twice the noise (``clear``): the noise is itself an estimate, from
+    samples of half the training seeds, so a distance just above it proves little."""
+    med = w2[w2.metric == metric].groupby(["dataset", "setting", "method"]).w2.median().rename("w2_median")
+    nz = noise[noise.metric == metric].set_index(["dataset", "setting", "method"]).w2.rename("b_vs_b")
+    both = pd.concat([med, nz], axis=1, join="inner").reset_index()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = both.w2_median / both.b_vs_b
+    return both.assign(ratio=ratio, clear=ratio >= 2, label=both.method.map(lambda m: METHODS[m].label))
+
+
 def rank_flips(table: pd.DataFrame, metric: str = "forget_acc") -> pd.DataFrame:
     """P(protocol A orders two methods the other way from the full grid), for every pair of
     methods (Original aside) on every grid target."""

@@ -14,6 +14,7 @@ from . import stats
 
 PROTOCOL_LABELS = {"A": "A: one training seed, J unlearning seeds",
                    "B": "B: I training seeds, one unlearning seed each"}
+NOISE_COLOR = "#d55e00"  # the B-versus-B baseline, wherever it is drawn
 METRIC_LABELS = {"retain_acc": "retain-set accuracy (%)", "forget_acc": "forget-set accuracy (%)",
                  "test_acc": "test accuracy (%)", "mia": "MIA (% of forget set called member)"}
 
@@ -91,9 +92,10 @@ def ab_boxplot(table: pd.DataFrame, panels, methods=None, retrain_lines=True):
     return fig
 
 
-def w2_boxes(w2table: pd.DataFrame, settings=None):
+def w2_boxes(w2table: pd.DataFrame, settings=None, noise: pd.DataFrame | None = None):
     """The paper's Figure 2: W2(A, B) over forget targets, per method; rows = settings,
-    columns = retain / forget set."""
+    columns = retain / forget set. ``noise`` (``analysis.b_noise``): a dash per method at the
+    W2 of two independent B instances, sampling noise alone (beyond the paper)."""
     style()
     t = w2table.assign(key=w2table.dataset + "/" + w2table.setting)
     settings = settings or sorted(t.key.unique())
@@ -108,6 +110,11 @@ def w2_boxes(w2table: pd.DataFrame, settings=None):
             sns.boxplot(data=d, x="method", y="w2", order=methods, ax=ax, whis=(0, 100),
                         color=sns.color_palette("colorblind")[2], fliersize=0)
             sns.stripplot(data=d, x="method", y="w2", order=methods, ax=ax, color="black", size=3)
+            if noise is not None:
+                nz = noise[(noise.dataset + "/" + noise.setting == key) & (noise.metric == metric)].set_index("method").w2
+                for i, m in enumerate(methods):
+                    if m in nz:
+                        ax.hlines(nz[m], i - 0.42, i + 0.42, color=NOISE_COLOR, linestyle=(0, (3, 1.5)), lw=2, zorder=5)
             ax.set_xlabel("")
             ax.set_ylabel(f"{key}\n$W_2$(A, B) (% points)" if c == 0 else "")
             ax.set_title(METRIC_LABELS[metric].replace(" (%)", "") if r == 0 else "")
@@ -115,7 +122,13 @@ def w2_boxes(w2table: pd.DataFrame, settings=None):
                 _relabel(ax)
             else:
                 ax.tick_params(axis="x", labelbottom=False)
-    fig.tight_layout()
+    if noise is not None and len(noise):
+        fig.legend(handles=[plt.Line2D([], [], color=NOISE_COLOR, linestyle=(0, (3, 1.5)), lw=2)],
+                   labels=[f"B vs B: two independent B instances of {int(noise.half.min())} training seeds "
+                           "(sampling noise alone)"], loc="lower center", frameon=False)
+        fig.tight_layout(rect=(0, 0.04, 1, 1))
+    else:
+        fig.tight_layout()
     return fig
 
 

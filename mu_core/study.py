@@ -229,7 +229,10 @@ def open_run(run_dir: str, profile: str | None = None, overrides=()) -> Run:
     return Run(run_dir, table, recorded, manifest, seconds, os.path.join(run_dir, "figures"))
 
 
-GPU_IMAGES_PER_SECOND = 6000  # train.fit on an H100, ResNet-18, batch 64, fp32: measured 2026-11-23 (issue 12)
+GPU_IMAGES_PER_SECOND = 6000  # the rate cost projections use, and where it was measured:
+GPU_RATE_SOURCE = ("train.fit on one NVIDIA H100 (ResNet-18, CIFAR-100-shaped data, batch 64, fp32, torch 2.11), "
+                   "measured on 2026-11-23 for issue 12, before each epoch's draws moved to its start; "
+                   "benchmarks/gpu.py (make bench-gpu) measures it again on any GPU")
 
 
 def corrected_counterpart(reference: Run, run_dir: str, n_targets: int = 1, executor: str = "auto",

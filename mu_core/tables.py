@@ -49,7 +49,7 @@ def notebook_params() -> str:
 def paper_cost() -> str:
     """Markdown: what each GPU profile's plan trains, and the GPU-hours it projects to."""
     from . import data as D, plan
-    from .study import GPU_IMAGES_PER_SECOND
+    from .study import GPU_IMAGES_PER_SECOND, GPU_RATE_SOURCE
     lines = ["| profile | original models | unlearning jobs | training images | projected GPU-hours |",
              "| --- | --- | --- | --- | --- |"]
     for name in profiles.names():
@@ -60,6 +60,8 @@ def paper_cost() -> str:
         images = plan.training_images(prof, D.CIFAR_SIZES)
         lines.append(f"| `{name}` | {len(tspecs)} | {sum(len(g) for g in groups.values()):,} | "
                      f"{images / 1e9:.2f} G | {images / GPU_IMAGES_PER_SECOND / 3600:.0f} |")
+    lines.append(f"\nProjected GPU-hours: training images / {GPU_IMAGES_PER_SECOND:,} images per second, "
+                 f"the rate of {GPU_RATE_SOURCE}.")
     return "\n".join(lines) + "\n"
 
 

@@ -93,6 +93,24 @@ def test_glued_figures_are_images_in_the_built_book(book):
     assert n_figures >= 7
 
 
+def test_every_figure_links_to_the_code_that_draws_it(book):
+    src, proc = book
+    assert proc.returncode == 0
+    html_dir = src / "_build" / "html"
+    for nb in NOTEBOOKS:
+        md = "".join("".join(c["source"]) for c in json.load(open(src / "book" / "executed" / (nb + ".ipynb")))["cells"]
+                     if c["cell_type"] == "markdown")
+        n_figures = len(re.findall(r"\{glue:figure\} (\w+)", md))
+        html = (html_dir / "book" / "executed" / (nb + ".html")).read_text()
+        drawn_by = re.findall(r'href="\.\./code\.html#mu_core\.plots\.(\w+)"', html)
+        assert len(drawn_by) >= n_figures, (nb, drawn_by)
+    # the code page documents each drawing function, with a link to its highlighted source
+    code = (html_dir / "book" / "code.html").read_text()
+    for fn in ("ab_boxplot", "w2_boxes", "components_bars", "instances_boxes", "modes_boxes", "simulation_figure"):
+        assert f'id="mu_core.plots.{fn}"' in code, fn
+    assert (html_dir / "_modules" / "mu_core" / "plots.html").exists()
+
+
 def test_no_page_loads_anything_from_the_network(book):
     src, _ = book
     html_dir = src / "_build" / "html"
