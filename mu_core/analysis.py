@@ -184,6 +184,7 @@ def claims(table: pd.DataFrame) -> pd.DataFrame:
             + (f"; no spread at all for {', '.join(still)}" if still else ""))
     w2 = stats.paper_w2(table)
     w2 = w2[w2.method != "original"]
+    noise = b_noise(table) if not stats.select(table, "grid").empty else pd.DataFrame(columns=["dataset", "setting", "method", "metric", "w2"])
     for key in settings:
         for metric in ("retain_acc", "forget_acc"):
             d = w2[(w2.dataset + "/" + w2.setting == key) & (w2.metric == metric)]
@@ -194,7 +195,9 @@ def claims(table: pd.DataFrame) -> pd.DataFrame:
             verdict = "holds" if top in ("ssd", "lfssd") else ("partly" if {"ssd", "lfssd"} & set(med.index[:2]) else "does not hold")
             add(f"SSD and LFSSD have the largest W2(A, B) ({metric.replace('_acc', '')} set)", key, verdict,
                 f"largest median: {METHODS[top].label} {med.iloc[0]:.2f}; SSD {med.get('ssd', float('nan')):.2f}, "
-                f"LFSSD {med.get('lfssd', float('nan')):.2f} points")
+                f"LFSSD {med.get('lfssd', float('nan')):.2f} points"
+                + "".join(f"; B-vs-B noise for {METHODS[top].label}: {v:.2f}" for v in
+                          noise[(noise.dataset + "/" + noise.setting == key) & (noise.metric == metric) & (noise.method == top)].w2))
     comp = stats.components_table(table) if not stats.select(table, "grid").empty else pd.DataFrame()
     if comp.empty:
         add("A can overstate the variance: V_A(s) > V_B for some training seed s", "grid design", "not tested", "no grid design in this run")

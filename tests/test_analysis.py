@@ -88,3 +88,18 @@ def test_the_corrected_counterpart_is_reused_run_on_the_cpu_or_never_started_at_
     assert not (tmp_path / "paper-corrected").exists()  # nothing was started
     both = analysis.modes_table(run.table, table)
     assert analysis.modes_summary(both)["modes_ssd_b_range"] != "n/a"
+
+
+def test_b_noise_is_the_median_b_versus_b_w2_and_flags_only_distances_well_above_it():
+    t = grid_table()
+    noise = analysis.b_noise(t, n=50, seed=1)
+    Z = stats.grid_matrix(t, "finetune", "mnist5/sub_class", "7", "forget_acc")
+    row = noise[(noise.method == "finetune") & (noise.metric == "forget_acc")].iloc[0]
+    assert row.w2 == np.median(stats.w2_b_baseline(Z, n=50, seed=1)) and row.half == 6
+    # a paper-design W2 table: Finetune's A and B far apart (10 x its noise), SSD's at its noise
+    w2 = pd.DataFrame([dict(dataset="mnist5", setting="sub_class", target=str(k), method=m, metric="forget_acc",
+                            w2=f * float(noise[(noise.method == m) & (noise.metric == "forget_acc")].w2.iloc[0]))
+                       for k in range(3) for m, f in (("finetune", 10.0), ("ssd", 1.0))])
+    above = analysis.above_noise(w2, noise).set_index("method")
+    assert above.loc["finetune", "clear"] and not above.loc["ssd", "clear"]
+    assert above.loc["finetune", "ratio"] == pytest.approx(10.0) and above.loc["ssd", "label"] == "SSD"
