@@ -33,8 +33,10 @@ def method_order(present) -> list:
 def _relabel(ax):
     """Method names on the x axis as the book writes them (Bad-Teacher, not bad_teacher)."""
     labels = {m: rec.label for m, rec in _methods().items()}
+    if not any(t.get_text() for t in ax.get_xticklabels()):
+        return  # an inner facet: its shared axis is labelled where the labels show
     ax.set_xticks(ax.get_xticks(), [labels.get(t.get_text(), t.get_text()) for t in ax.get_xticklabels()],
-                  rotation=35, ha="right")
+                  rotation=40, ha="right", rotation_mode="anchor")
 
 
 def target_name(setting_key: str, target) -> str:
@@ -102,7 +104,7 @@ def w2_boxes(w2table: pd.DataFrame, settings=None, noise: pd.DataFrame | None = 
     metrics = [m for m in ("retain_acc", "forget_acc") if m in set(t.metric)]
     methods = method_order(t.method)
     fig, axes = plt.subplots(len(settings), len(metrics), figsize=(4 * len(metrics), 2.9 * len(settings)),
-                             squeeze=False, sharey="row")
+                             squeeze=False)  # own y per panel: retain-set distances are a tenth of forget-set ones
     for r, key in enumerate(settings):
         for c, metric in enumerate(metrics):
             ax = axes[r][c]
@@ -133,21 +135,21 @@ def w2_boxes(w2table: pd.DataFrame, settings=None, noise: pd.DataFrame | None = 
 
 
 def components_bars(comp: pd.DataFrame, metric: str = "forget_acc"):
-    """Between-seed (sigma_b^2) and within-seed (sigma_w^2) variance per method and setting."""
+    """Between-seed and within-seed variance (the two terms of equation 2) per method and setting."""
     style()
     t = comp[comp.metric == metric].assign(key=lambda d: d.dataset + "/" + d.setting + " " + d.target.astype(str))
     long = t.melt(id_vars=["key", "method"], value_vars=["sigma_b2", "sigma_w2"], var_name="component",
                   value_name="variance")
-    long["component"] = long.component.map({"sigma_b2": "training seed: var E(Z|S)",
-                                            "sigma_w2": "unlearning seed: E var(Z|S)"})
+    long["component"] = long.component.map({"sigma_b2": r"training seed: $\sigma_b^2 = \mathrm{var}\,E(Z\mid S)$",
+                                            "sigma_w2": r"unlearning seed: $\sigma_w^2 = E\,\mathrm{var}(Z\mid S)$"})
     methods = method_order(t.method)
     g = sns.catplot(data=long, x="method", y="variance", hue="component", col="key", kind="bar",
-                    order=methods, height=3.2, aspect=0.85, sharey=False)
-    g.set_axis_labels("", f"variance of {METRIC_LABELS[metric].split(' (')[0]} (%²)")
+                    order=methods, height=3.2, aspect=0.95, sharey=False)
+    g.set_axis_labels("", f"variance of {METRIC_LABELS[metric].split(' (')[0]} (%$^2$)")
     g.set_titles("{col_name}")
     for ax in g.axes.flat:
         _relabel(ax)
-    sns.move_legend(g, "lower center", bbox_to_anchor=(0.5, -0.12), ncol=2, title=None, frameon=False)
+    sns.move_legend(g, "lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, title=None, frameon=False)
     return g.figure
 
 
@@ -157,15 +159,16 @@ def instances_boxes(w2inst: pd.DataFrame):
     style()
     methods = method_order(w2inst.method)
     hue = "comparison" if "comparison" in w2inst and w2inst.comparison.nunique() > 1 else None
-    g = sns.catplot(data=w2inst, x="method", y="w2", col="key", row="metric", kind="box", order=methods,
-                    hue=hue, whis=(0, 100), fliersize=0, height=2.9, aspect=0.9, sharey=False,
+    d = w2inst.assign(metric=w2inst.metric.map(lambda m: METRIC_LABELS[m].split(" accuracy")[0]))
+    g = sns.catplot(data=d, x="method", y="w2", col="key", row="metric", kind="box", order=methods,
+                    hue=hue, whis=(0, 100), fliersize=0, height=2.9, aspect=0.9, sharey=False, margin_titles=True,
                     **({} if hue else {"color": sns.color_palette("colorblind")[4]}))
     g.set_axis_labels("", "$W_2$ (% points)")
-    g.set_titles("{row_name} | {col_name}")
+    g.set_titles(col_template="{col_name}", row_template="{row_name}")
     for ax in g.axes.flat:
         _relabel(ax)
     if hue:
-        sns.move_legend(g, "lower center", bbox_to_anchor=(0.5, -0.04), ncol=2, title=None, frameon=False)
+        sns.move_legend(g, "lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, title=None, frameon=False)
     return g.figure
 
 
