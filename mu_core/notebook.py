@@ -7,6 +7,7 @@ generated from ``PARAMETERS``.
 """
 from __future__ import annotations
 
+import os
 import types
 
 from .checks import Choice, Num, Text
@@ -29,7 +30,6 @@ class Overrides:
 
 
 def _profile():
-    import os
     here = os.path.join(os.path.dirname(__file__), "profiles")
     return Choice(*sorted(f[:-5] for f in os.listdir(here) if f.endswith(".yaml")))
 
@@ -109,8 +109,6 @@ def table(notebook: str):
 def figure(fig, key: str, run) -> list[str]:
     """Save ``fig`` as PNG and PDF in the run's figures folder, glue it under ``key`` for the
     book, and close it (so the notebook shows it once, through the glued copy)."""
-    import os
-
     import matplotlib.pyplot as plt
     from myst_nb import glue
 
@@ -130,10 +128,12 @@ def glue_text(**values) -> None:
 
 def paper_target(prof: dict, setting: str | None, target: str | None) -> tuple[str, str]:
     """(setting key, target) of the paper design for a figure: the given ones, checked, or the
-    first of each."""
+    first target of the first setting that the paper's Figure 1 does not show (so that stage 2's
+    figure adds a setting rather than repeating Figure 1's)."""
     Err = ConfigError
     targets = prof["targets"]
-    key = setting or next(iter(targets), None)
+    shown = {prof_key for prof_key, _ in figure1_targets(prof, None, None)} if setting is None else set()
+    key = setting or next((k for k in targets if k not in shown), next(iter(targets), None))
     if key not in targets:
         raise Err(f"parameter figure_setting {key!r} is not a setting of the paper design; allowed: {', '.join(targets)}")
     t = target or targets[key][0]
@@ -159,15 +159,47 @@ def figure1_targets(prof: dict, a: str | None, b: str | None):
     return out
 
 
-def show(df, digits: int = 2, nan: str = "–"):
+HEADERS = {"retain_acc": "retain (%)", "forget_acc": "forget (%)", "test_acc": "test (%)", "mia": "MIA (%)",
+           "sigma_b2": "σ_b²", "sigma_b2_lo": "σ_b² low", "sigma_b2_hi": "σ_b² high", "sigma_w2": "σ_w²", "icc": "ICC"}
+
+
+def show(df, digits: int = 2, nan: str = "–", caption: str | None = None):
     """A table for the book: no pandas index, one number format, NaN shown as a dash (each page
-    says what a dash means where one can occur)."""
+    says what a dash means where one can occur), methods and metrics named as the book names them."""
     import pandas as pd
     out = df.reset_index() if not isinstance(df.index, pd.RangeIndex) else df
     if isinstance(out.columns, pd.MultiIndex):
         out = out.copy()
         out.columns = [" ".join(str(c) for c in col if str(c)) for col in out.columns]
-    return out.style.format(precision=digits, na_rep=nan).hide(axis="index")
+    if "method" in out.columns:
+        from .methods import METHODS
+        out = out.assign(method=out.method.map(lambda m: METHODS[m].label if m in METHODS else m))
+    if "pair" in out.columns:  # 'finetune vs ssd' -> 'Finetune vs SSD'
+        from .methods import METHODS
+        out = out.assign(pair=out.pair.map(lambda p: " vs ".join(METHODS[m].label if m in METHODS else m
+                                                                  for m in str(p).split(" vs "))))
+    out = out.rename(columns=HEADERS)
+    styled = out.style.format(precision=digits, na_rep=nan).hide(axis="index")
+    return styled.set_caption(caption) if caption else styled
+
+
+def tables_by(df, by: list, columns: list, digits: int = 2, note: str = "") -> None:
+    """Display one short table per group of ``by`` (a setting, a target), with ``columns``."""
+    from IPython.display import display
+    if "method" in df.columns:  # methods in the method table's order
+        from .methods import METHODS
+        df = df.sort_values("method", key=lambda m: m.map(list(METHODS).index), kind="stable")
+    for key, g in df.groupby(by, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        display(show(g[columns], digits, caption=" ".join(str(k) for k in key) + note))
+
+
+def settings_tables(table, metrics, design: str = "paper", digits: int = 1) -> None:
+    """One short table per setting: each method's mean of ``metrics`` over the design's rows
+    (both protocols), so that full-class and sub-class numbers are never averaged together."""
+    t = table[table.design == design].assign(key=lambda d: d.dataset + "/" + d.setting)
+    means = t.groupby(["key", "method"], sort=False)[list(metrics)].mean().reset_index()
+    tables_by(means, ["key"], ["method", *metrics], digits, f": means over the {design} design's rows")
 
 
 def tidy(path: str) -> None:
@@ -187,10 +219,14 @@ def tidy(path: str) -> None:
         json.dump(nb, f, indent=1)
 
 
-def save_table(df, name: str, run) -> str:
-    """Write ``df`` as ``<name>.csv`` beside the run's figures (the full table behind a page)."""
-    import os
+def save_table(df, name: str, run, book: str = os.path.join("book", "executed")) -> str:
+    """Write ``df`` as ``<name>.csv`` beside the run's figures (the full table behind a page) and,
+    during a book build (when ``book`` exists), a copy in ``book/tables/`` that the page offers
+    for download."""
     os.makedirs(run.figures, exist_ok=True)
     path = os.path.join(run.figures, name + ".csv")
     df.to_csv(path, index=False)
+    if os.path.isdir(book):
+        os.makedirs(os.path.join(book, "tables"), exist_ok=True)
+        df.to_csv(os.path.join(book, "tables", name + ".csv"), index=False)
     return path

@@ -103,3 +103,23 @@ def test_b_noise_is_the_median_b_versus_b_w2_and_flags_only_distances_well_above
     above = analysis.above_noise(w2, noise).set_index("method")
     assert above.loc["finetune", "clear"] and not above.loc["ssd", "clear"]
     assert above.loc["finetune", "ratio"] == pytest.approx(10.0) and above.loc["ssd", "label"] == "SSD"
+
+
+def test_book_tables_are_one_per_setting_in_method_order_and_never_pool_settings(monkeypatch, tmp_path):
+    from mu_core import notebook
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda styled: shown.append(styled))
+    t = pd.concat([grid_table().assign(design="paper", protocol="B"),
+                   grid_table(seed=1).assign(design="paper", protocol="B", setting="full_class", forget_acc=0.0)])
+    notebook.settings_tables(t, ["forget_acc"])
+    assert [s.caption.split(":")[0] for s in shown] == ["mnist5/sub_class", "mnist5/full_class"]
+    sub, full = (s.data for s in shown)
+    assert list(sub.method) == ["Finetune", "SSD"]  # the method table's order, the book's names
+    assert sub["forget (%)"].tolist() == pytest.approx(t[t.setting == "sub_class"].groupby("method").forget_acc.mean()[["finetune", "ssd"]].tolist())
+    assert (full["forget (%)"] == 0).all()
+    assert notebook.show(pd.DataFrame({"pair": ["bad_teacher vs ssd"]})).data.pair[0] == "Bad-Teacher vs SSD"
+    run = type("Run", (), {"figures": str(tmp_path / "figures")})()
+    (tmp_path / "book").mkdir()
+    notebook.save_table(t, "results", run, book=str(tmp_path / "book"))
+    assert pd.read_csv(tmp_path / "book" / "tables" / "results.csv").shape == t.shape
+    assert pd.read_csv(tmp_path / "figures" / "results.csv").shape == t.shape
