@@ -191,7 +191,7 @@ def tables_by(df, by: list, columns: list, digits: int = 2, note: str = "") -> N
         df = df.sort_values("method", key=lambda m: m.map(list(METHODS).index), kind="stable")
     for key, g in df.groupby(by, sort=False):
         key = key if isinstance(key, tuple) else (key,)
-        display(show(g[columns], digits, caption=" ".join(str(k) for k in key) + note))
+        display(show(g[columns].reset_index(drop=True), digits, caption=" ".join(str(k) for k in key) + note))
 
 
 def settings_tables(table, metrics, design: str = "paper", digits: int = 1) -> None:

@@ -114,6 +114,7 @@ def test_book_tables_are_one_per_setting_in_method_order_and_never_pool_settings
     notebook.settings_tables(t, ["forget_acc"])
     assert [s.caption.split(":")[0] for s in shown] == ["mnist5/sub_class", "mnist5/full_class"]
     sub, full = (s.data for s in shown)
+    assert list(sub.columns) == ["method", "forget (%)"]  # no pandas index shown
     assert list(sub.method) == ["Finetune", "SSD"]  # the method table's order, the book's names
     assert sub["forget (%)"].tolist() == pytest.approx(t[t.setting == "sub_class"].groupby("method").forget_acc.mean()[["finetune", "ssd"]].tolist())
     assert (full["forget (%)"] == 0).all()
