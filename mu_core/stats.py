@@ -295,8 +295,11 @@ def allocation(sigma_b2: float, sigma_w2: float, c_train: float, c_unlearn: floa
     j_star = float("inf") if sigma_b2 == 0 and sigma_w2 > 0 else (
         1.0 if sigma_w2 == 0 else float(np.sqrt(c_train * sigma_w2 / (c_unlearn * sigma_b2))))
     I, J, v = best
+    a_var = var(1, j_max)
+    # v is 0 only when both components are: nothing varies, and the gain is undefined (NaN)
+    gain = a_var / v if v > 0 else float("nan")
     return {"I": I, "J": J, "variance": v, "J_star_continuous": j_star,
-            "A_J": j_max, "A_variance": var(1, j_max), "gain": var(1, j_max) / v if v > 0 else float("inf")}
+            "A_J": j_max, "A_variance": a_var, "gain": gain}
 
 
 # --- rank flips ------------------------------------------------------------------------------

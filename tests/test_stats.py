@@ -129,3 +129,8 @@ def test_tables_and_refusals():
         stats.bootstrap(Z[:1], np.mean)
     with pytest.raises(ConfigError, match="budget"):
         stats.allocation(1, 1, 10, 1, 5)
+
+
+def test_allocation_gain_is_undefined_only_when_nothing_varies():
+    assert np.isnan(stats.allocation(0.0, 0.0, 10, 1, 200)["gain"])  # a method with one value on every seed
+    assert stats.allocation(2.0, 0.0, 10, 1, 200)["gain"] == pytest.approx(18.0)  # I = 200 // (10 + 1) at J = 1
