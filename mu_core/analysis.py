@@ -183,7 +183,7 @@ def claims(table: pd.DataFrame) -> pd.DataFrame:
             + (f"; no spread at all for {', '.join(still)}" if still else ""))
     w2 = stats.paper_w2(table)
     w2 = w2[w2.method != "original"]
-    noise = b_noise(table) if not stats.select(table, "grid").empty else pd.DataFrame(columns=["dataset", "setting", "method", "metric", "w2"])
+    noise = b_noise(table)  # empty without a grid design
     for key in settings:
         for metric in ("retain_acc", "forget_acc"):
             d = w2[(w2.dataset + "/" + w2.setting == key) & (w2.metric == metric)]

@@ -49,7 +49,7 @@ REAL = lambda lo, default, doc, **kw: (lambda: Num(lo, **kw), default, doc)  # n
 PARAMETERS = {
     "01_train": {**RUN, **EXEC},
     "02_unlearn": {**RUN, **EXEC,
-                   "figure_setting": TARGET("e.g. 'mnist5/sub_class'; None: the first setting of the paper design"),
+                   "figure_setting": TARGET("e.g. 'mnist5/sub_class'; None: the first setting Figure 1 does not show"),
                    "figure_target": TARGET("e.g. '7'; None: that setting's first target")},
     "03_figure1": {**RUN, "panel_a_target": TARGET("full-class target; None: 'pine' if the profile has it, else its first"),
                    "panel_b_target": TARGET("sub-class target; None: 'sea' if the profile has it, else its first")},
@@ -171,13 +171,13 @@ def show(df, digits: int = 2, nan: str = "–", caption: str | None = None):
     if isinstance(out.columns, pd.MultiIndex):
         out = out.copy()
         out.columns = [" ".join(str(c) for c in col if str(c)) for col in out.columns]
-    if "method" in out.columns:
+    if {"method", "pair"} & set(out.columns):
         from .methods import METHODS
-        out = out.assign(method=out.method.map(lambda m: METHODS[m].label if m in METHODS else m))
-    if "pair" in out.columns:  # 'finetune vs ssd' -> 'Finetune vs SSD'
-        from .methods import METHODS
-        out = out.assign(pair=out.pair.map(lambda p: " vs ".join(METHODS[m].label if m in METHODS else m
-                                                                  for m in str(p).split(" vs "))))
+        label = lambda m: METHODS[m].label if m in METHODS else m  # noqa: E731
+        if "method" in out.columns:
+            out = out.assign(method=out.method.map(label))
+        if "pair" in out.columns:  # 'finetune vs ssd' -> 'Finetune vs SSD'
+            out = out.assign(pair=out.pair.map(lambda p: " vs ".join(map(label, str(p).split(" vs ")))))
     out = out.rename(columns=HEADERS)
     styled = out.style.format(precision=digits, na_rep=nan).hide(axis="index")
     return styled.set_caption(caption) if caption else styled
