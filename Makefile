@@ -10,7 +10,7 @@ RUN_DIR ?= runs/$(PROFILE)
 NOTEBOOKS := 01_train 02_unlearn 03_figure1 04_figure2 05_beyond 06_modes 07_simulation 08_claims
 MATHJAX := book/_extra/mathjax
 
-.PHONY: book test notebooks paper bench bench-gpu clean chromium
+.PHONY: book test notebooks paper bench bench-floor bench-gpu clean chromium
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ test: $(STAMP) chromium
 
 bench: $(STAMP)
 	$(PY) benchmarks/cpu_engine_vs_reference.py
+
+# The cost of one classroom training step, as fit does it and with nothing but its arithmetic
+# (add --run DIR --time-log FILE to project a timed classroom run; benchmarks/README.md).
+bench-floor: $(STAMP)
+	$(PY) benchmarks/cpu_step_floor.py
 
 # On a GPU machine: ResNet-18 training throughput, reference style against train.fit (benchmarks/README.md).
 bench-gpu: $(STAMP)

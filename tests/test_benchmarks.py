@@ -1,5 +1,6 @@
-"""The GPU benchmark runs end to end on the CPU in its smoke mode (what it measures, not how fast)."""
+"""The benchmarks run end to end in their smoke modes (what they measure and how they add it up, not how fast)."""
 import os
+import re
 import subprocess
 import sys
 
@@ -28,3 +29,47 @@ def test_gpu_benchmark_rejects_less_than_a_batch():
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "gpu.py"), "--smoke", "--images", "10"],
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 2 and "--images must be at least one batch" in proc.stderr
+
+
+def _floor(*args, timeout=300):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "cpu_step_floor.py"), "--smoke", *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+
+
+def test_step_floor_times_the_same_computation_as_fit(tmp_path):
+    """The hand-written steps are checked against autograd + fused SGD before they are timed, and
+    a run's projection adds up: seconds inside (jobs + models), the rest, the run's parallelism."""
+    run = tmp_path / "run"
+    (run / "jobs").mkdir(parents=True)
+    (run / "models").mkdir()
+    (run / "jobs" / "a.json").write_text('{"key": "a", "payload": {"method_seconds": 3.0}, "sha256": ""}')
+    (run / "jobs" / "b.json").write_text('{"key": "b", "payload": {"method_seconds": 1.0}, "sha256": ""}')
+    (run / "models" / "train-x.json").write_text('{"key": "x", "payload": {"train_seconds": 4.0}, "sha256": ""}')
+    log = tmp_path / "time.log"
+    log.write_text("\tUser time (seconds): 10.00\n\tSystem time (seconds): 2.00\n"
+                   "\tElapsed (wall clock) time (h:mm:ss or m:ss): 0:08.00\n")
+    proc = _floor("--run", str(run), "--time-log", str(log))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout.splitlines()
+    diff = float(out[0].rsplit(" ", 1)[1])
+    assert diff < 1e-4, out[0]
+    rows = [line.strip("| ").split(" | ") for line in out if line.startswith("| ") and "---" not in line][1:]
+    assert [r[0] for r in rows] == ["fit's step (modules, autograd, fused SGD)",
+                                    "hand-written step (no autograd, no optimiser object)",
+                                    "hand-written, 11 models stacked (per model)", "the five matrix products alone"]
+    ms = {r[0]: float(r[1]) for r in rows}
+    assert all(v > 0 for v in ms.values()), rows
+    assert "8 s wall, 12 CPU-s (1.50 busy cores), 8 CPU-s inside methods and training" in proc.stdout
+    fit = ms["fit's step (modules, autograd, fused SGD)"]
+    for name, line in zip(list(ms)[1:3], [l for l in out if l.startswith("every step at")]):
+        inside, total = (float(v) for v in re.findall(r"(\d+) CPU-s", line)[:2])
+        # 8 CPU-s inside scaled by the step ratio (the table's ms are rounded to 3 places), 4 CPU-s
+        # outside unchanged, then divided by the run's 1.5 busy cores
+        assert abs(inside - 8 * ms[name] / fit) <= 0.6, line
+        assert abs(total - (inside + 4)) <= 1, line
+        assert abs(float(re.search(r"about (\d+) s wall", line)[1]) - total / 1.5) <= 1, line
+
+
+def test_step_floor_needs_the_time_log_with_a_run():
+    proc = _floor("--run", "somewhere", timeout=120)
+    assert proc.returncode == 2 and "--run and --time-log go together" in proc.stderr
