@@ -37,7 +37,7 @@ def _floor(*args, timeout=300):
 
 
 def test_step_floor_times_the_same_computation_as_fit(tmp_path):
-    """The hand-written steps are checked against autograd + fused SGD before they are timed, and
+    """The other steps are checked against fit's (autograd + fused SGD) before they are timed, and
     a run's projection adds up: seconds inside (jobs + models), the rest, the run's parallelism."""
     run = tmp_path / "run"
     (run / "jobs").mkdir(parents=True)
@@ -56,12 +56,15 @@ def test_step_floor_times_the_same_computation_as_fit(tmp_path):
     rows = [line.strip("| ").split(" | ") for line in out if line.startswith("| ") and "---" not in line][1:]
     assert [r[0] for r in rows] == ["fit's step (modules, autograd, fused SGD)",
                                     "hand-written step (no autograd, no optimiser object)",
+                                    "11 models stacked, autograd, fused SGD (per model)",
                                     "hand-written, 11 models stacked (per model)", "the five matrix products alone"]
     ms = {r[0]: float(r[1]) for r in rows}
     assert all(v > 0 for v in ms.values()), rows
     assert "8 s wall, 12 CPU-s (1.50 busy cores), 8 CPU-s inside methods and training" in proc.stdout
     fit = ms["fit's step (modules, autograd, fused SGD)"]
-    for name, line in zip(list(ms)[1:3], [l for l in out if l.startswith("every step at")]):
+    lines = [line for line in out if line.startswith("every step at")]
+    assert len(lines) == 3, proc.stdout
+    for name, line in zip(list(ms)[1:4], lines):
         inside, total = (float(v) for v in re.findall(r"(\d+) CPU-s", line)[:2])
         # 8 CPU-s inside scaled by the step ratio (the table's ms are rounded to 3 places), 4 CPU-s
         # outside unchanged, then divided by the run's 1.5 busy cores
