@@ -85,15 +85,26 @@ def _execute(prof, run_dir, executor, scheduler, tspecs, groups, bar=None) -> di
     return counts
 
 
+def pending(run_dir: str, groups: dict) -> dict:
+    """The jobs of ``groups`` without a stored result, by original model; a group with none left
+    is dropped (its model is not even loaded), so a finished run starts no worker at all."""
+    left = {tkey: [j for j in jobs if tasks.stored_result(run_dir, j["key"], quiet=True) is None]
+            for tkey, jobs in groups.items()}
+    return {tkey: jobs for tkey, jobs in left.items() if jobs}
+
+
 def run(profile: str | dict, run_dir: str, overrides=(), executor: str = "auto",
         scheduler: str | None = None, progress: bool = True) -> Finished:
     """Run a profile's designs into ``run_dir``: write ``results.csv`` and the manifest."""
     prof = prepare(profile, run_dir, overrides, executor, scheduler)
     t0 = time.time()
     rows, tspecs, groups = plan.schedule(prof)
-    n_jobs = sum(len(g) for g in groups.values())
-    bar = tqdm(total=n_jobs, desc="unlearning jobs", disable=not progress)
-    counts = _execute(prof, run_dir, executor, scheduler, tspecs, groups, bar if progress else None)
+    todo = pending(run_dir, groups)
+    n_jobs, n_todo = sum(len(g) for g in groups.values()), sum(len(g) for g in todo.values())
+    bar = tqdm(total=n_jobs, initial=n_jobs - n_todo, desc="unlearning jobs", disable=not progress)
+    counts = {"trained": 0, "jobs": 0}
+    if todo:
+        counts = _execute(prof, run_dir, executor, scheduler, tspecs, todo, bar if progress else None)
     bar.close()
     t1 = time.time()
     table = assemble(run_dir, rows)
@@ -107,8 +118,9 @@ def train_all(profile: str | dict, run_dir: str, overrides=(), progress: bool = 
     """Stage 1: train (or load) every original model the designs need; their test accuracy."""
     prof = prepare(profile, run_dir, overrides, executor, scheduler)
     _, tspecs, _ = plan.schedule(prof)
-    if effective_executor(executor) == "dask":  # train in parallel; the loop below then only loads
-        _execute(prof, run_dir, executor, scheduler, tspecs, {k: [] for k in tspecs})
+    untrained = {k: [] for k in tspecs if not os.path.exists(os.path.join(run_dir, "models", k + ".pt"))}
+    if untrained and effective_executor(executor) == "dask":  # train in parallel; the loop below then loads
+        _execute(prof, run_dir, executor, scheduler, tspecs, untrained)
     device, data = tasks.context(prof)
     out = []
     for ts in tqdm(tspecs.values(), desc="original models", disable=not progress):
@@ -125,7 +137,7 @@ def assemble(run_dir: str, rows: list[dict]) -> pd.DataFrame:
     """results.csv from the stored jobs, one row per evaluated model, sorted, written atomically."""
     out = []
     for r in rows:
-        res = store.load_json(os.path.join(run_dir, "jobs", r["job"] + ".json"), r["job"])
+        res = tasks.stored_result(run_dir, r["job"])
         if res is None:
             raise RuntimeError(f"job {r['job']} has no stored result; rerun to complete the grid")
         out.append({**{k: v for k, v in r.items() if k != "job"}, **res})
@@ -144,15 +156,15 @@ def _git_commit():
 
 
 def write_manifest(prof, run_dir, seconds, counts, executor, n_models):
+    from importlib.metadata import version  # installed versions without importing torchvision
+                                            # and scikit-learn (1.5 s each; a classroom run imports neither)
     import numpy
-    import sklearn
-    import torchvision
     device = tasks.resolve_device(prof["device"])
     manifest = {
         "profile": prof,
         "versions": {"python": sys.version.split()[0], "torch": torch.__version__,
-                     "torchvision": torchvision.__version__, "numpy": numpy.__version__,
-                     "scikit-learn": sklearn.__version__, "pandas": pd.__version__},
+                     "torchvision": version("torchvision"), "numpy": numpy.__version__,
+                     "scikit-learn": version("scikit-learn"), "pandas": pd.__version__},
         "device": torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor() or "cpu",
         "torch_threads_per_job": 1 if device.type == "cpu" else torch.get_num_threads(),
         "determinism": {

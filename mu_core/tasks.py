@@ -91,6 +91,11 @@ def train_one(prof: dict, run_dir: str, tspec: dict) -> int:
     return int(original_model(tspec, run_dir, data, device)[1])
 
 
+def stored_result(run_dir: str, key: str, quiet: bool = False):
+    """The stored metrics of job ``key``, or None when missing or damaged."""
+    return store.load_json(os.path.join(run_dir, "jobs", key + ".json"), key, quiet=quiet)
+
+
 def run_jobs(prof: dict, run_dir: str, tspec: dict, jobs: list[dict], *, after=None, bar=None) -> dict:
     """Task: run unlearning jobs of one original model (training it first if needed).
 
@@ -105,14 +110,14 @@ def run_jobs(prof: dict, run_dir: str, tspec: dict, jobs: list[dict], *, after=N
     ctx = M.Context(prof["mode"], tspec["recipe"], prof["model"])
     done = 0
     for job in jobs:
-        path = os.path.join(run_dir, "jobs", job["key"] + ".json")
-        if store.load_json(path, job["key"]) is None:
+        if stored_result(run_dir, job["key"]) is None:
             with store.Lock(os.path.join(run_dir, "locks", job["key"])):
-                if store.load_json(path, job["key"], quiet=True) is None:
+                if stored_result(run_dir, job["key"], quiet=True) is None:
                     st = (job["setting"], job["target"])
                     if st not in splits:
                         splits[st] = D.make_split(data, tspec["dataset"], *st)
-                    store.save_json(path, run_job(model, splits[st], job, ctx, device), job["key"])
+                    store.save_json(os.path.join(run_dir, "jobs", job["key"] + ".json"),
+                                    run_job(model, splits[st], job, ctx, device), job["key"])
                     done += 1
         if bar is not None:
             bar.update(1)

@@ -77,6 +77,30 @@ def test_a_changed_parameter_recomputes_only_what_depends_on_it(smoke_run, tmp_p
     study.run("smoke", d, SMALL, executor="local", progress=False)  # restore the shared run's table (all cached)
 
 
+def test_only_missing_jobs_reach_the_executor(smoke_run, monkeypatch):
+    """A finished run starts no executor (no dask cluster, no model loaded); with one stored job
+    removed, the executor gets that job alone, and the table comes back the same."""
+    d, table = smoke_run
+    handed = []
+    real = study._execute
+
+    def spy(prof, run_dir, executor, scheduler, tspecs, groups, bar=None):
+        handed.append({k: [j["key"] for j in jobs] for k, jobs in groups.items()})
+        return real(prof, run_dir, executor, scheduler, tspecs, groups, bar)
+    monkeypatch.setattr(study, "_execute", spy)
+    again = study.run("smoke", d, SMALL, executor="local", progress=False).table
+    assert handed == []
+    pd.testing.assert_frame_equal(again, table)
+
+    victim = sorted(os.listdir(os.path.join(d, "jobs")))[0]
+    os.remove(os.path.join(d, "jobs", victim))
+    again = study.run("smoke", d, SMALL, executor="local", progress=False).table
+    assert [list(h.values()) for h in handed] == [[[victim[:-5]]]]
+    assert json.load(open(os.path.join(d, "manifest.json")))["computed_this_run"] == {"trained": 0, "jobs": 1}
+    # the recomputed job gives the same metrics (its time is its own)
+    pd.testing.assert_frame_equal(again.drop(columns="method_seconds"), table.drop(columns="method_seconds"))
+
+
 @pytest.mark.parametrize("override,message", [
     ({"mode": "fast"}, "mode 'fast' is unknown; allowed: reference, corrected"),
     ({"methods": ["ssd", "magic"]}, "methods 'magic' is unknown; allowed: original, retrain"),
