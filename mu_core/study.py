@@ -85,11 +85,11 @@ def _execute(prof, run_dir, executor, scheduler, tspecs, groups, bar=None) -> di
     return counts
 
 
-def pending(run_dir: str, groups: dict) -> dict:
-    """The jobs of ``groups`` without a stored result, by original model; a group with none left
-    is dropped (its model is not even loaded), so a finished run starts no worker at all."""
-    left = {tkey: [j for j in jobs if tasks.stored_result(run_dir, j["key"], quiet=True) is None]
-            for tkey, jobs in groups.items()}
+def pending(groups: dict, stored: dict) -> dict:
+    """The jobs of ``groups`` without a result in ``stored`` (job key -> result or None), by
+    original model; a group with none left is dropped (its model is not even loaded), so a
+    finished run starts no worker at all."""
+    left = {tkey: [j for j in jobs if stored[j["key"]] is None] for tkey, jobs in groups.items()}
     return {tkey: jobs for tkey, jobs in left.items() if jobs}
 
 
@@ -99,7 +99,8 @@ def run(profile: str | dict, run_dir: str, overrides=(), executor: str = "auto",
     prof = prepare(profile, run_dir, overrides, executor, scheduler)
     t0 = time.time()
     rows, tspecs, groups = plan.schedule(prof)
-    todo = pending(run_dir, groups)
+    stored = {j["key"]: tasks.stored_result(run_dir, j["key"], quiet=True) for jobs in groups.values() for j in jobs}
+    todo = pending(groups, stored)
     n_jobs, n_todo = sum(len(g) for g in groups.values()), sum(len(g) for g in todo.values())
     bar = tqdm(total=n_jobs, initial=n_jobs - n_todo, desc="unlearning jobs", disable=not progress)
     counts = {"trained": 0, "jobs": 0}
@@ -107,7 +108,7 @@ def run(profile: str | dict, run_dir: str, overrides=(), executor: str = "auto",
         counts = _execute(prof, run_dir, executor, scheduler, tspecs, todo, bar if progress else None)
     bar.close()
     t1 = time.time()
-    table = assemble(run_dir, rows)
+    table = assemble(run_dir, rows, {k: v for k, v in stored.items() if v is not None})
     write_manifest(prof, run_dir, {"experiments": t1 - t0, "assemble": time.time() - t1}, counts,
                    effective_executor(executor), len(tspecs))
     return Finished(table, counts, os.path.join(run_dir, "results.csv"))
@@ -133,11 +134,15 @@ def train_all(profile: str | dict, run_dir: str, overrides=(), progress: bool = 
     return pd.DataFrame(out).sort_values(["dataset", "train_seed"]).reset_index(drop=True)
 
 
-def assemble(run_dir: str, rows: list[dict]) -> pd.DataFrame:
-    """results.csv from the stored jobs, one row per evaluated model, sorted, written atomically."""
-    out = []
+def assemble(run_dir: str, rows: list[dict], known: dict | None = None) -> pd.DataFrame:
+    """results.csv from the stored jobs, one row per evaluated model, sorted, written atomically.
+    ``known``: results already read, by job key; every other job is read once here (a
+    deterministic method's result serves all its rows)."""
+    known, out = dict(known or {}), []
     for r in rows:
-        res = tasks.stored_result(run_dir, r["job"])
+        if r["job"] not in known:
+            known[r["job"]] = tasks.stored_result(run_dir, r["job"])
+        res = known[r["job"]]
         if res is None:
             raise RuntimeError(f"job {r['job']} has no stored result; rerun to complete the grid")
         out.append({**{k: v for k, v in r.items() if k != "job"}, **res})
