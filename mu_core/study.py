@@ -119,7 +119,7 @@ def train_all(profile: str | dict, run_dir: str, overrides=(), progress: bool = 
     """Stage 1: train (or load) every original model the designs need; their test accuracy."""
     prof = prepare(profile, run_dir, overrides, executor, scheduler)
     _, tspecs, _ = plan.schedule(prof)
-    untrained = {k: [] for k in tspecs if not os.path.exists(os.path.join(run_dir, "models", k + ".pt"))}
+    untrained = {k: [] for k in tspecs if not os.path.exists(tasks.model_path(run_dir, k))}
     if untrained and effective_executor(executor) == "dask":  # train in parallel; the loop below then loads
         _execute(prof, run_dir, executor, scheduler, tspecs, untrained)
     device, data = tasks.context(prof)
@@ -128,7 +128,7 @@ def train_all(profile: str | dict, run_dir: str, overrides=(), progress: bool = 
         model, trained = tasks.original_model(ts, run_dir, data, device, show_epochs=progress)
         _, y_test = D.labels(data, ts["dataset"])
         acc = metrics.accuracy(metrics.logits(model, data.test_x, data), y_test, prof["mode"])
-        info = store.load_json(os.path.join(run_dir, "models", ts["key"] + ".json"), ts["key"]) or {}
+        info = store.load_json(tasks.model_path(run_dir, ts["key"])[:-3] + ".json", ts["key"]) or {}
         out.append(dict(dataset=ts["dataset"], train_seed=ts["train_seed"], test_acc=acc,
                         train_seconds=info.get("train_seconds"), trained_now=trained))
     return pd.DataFrame(out).sort_values(["dataset", "train_seed"]).reset_index(drop=True)

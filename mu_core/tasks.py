@@ -53,12 +53,22 @@ def context(prof: dict):
     return device, (data.to(device) if device.type != "cpu" else data)
 
 
+def model_path(run_dir: str, key: str) -> str:
+    """Where the checkpoint of original model ``key`` lives (its ``.json`` beside it)."""
+    return os.path.join(run_dir, "models", key + ".pt")
+
+
+def job_path(run_dir: str, key: str) -> str:
+    """Where the result of unlearning job ``key`` lives."""
+    return os.path.join(run_dir, "jobs", key + ".json")
+
+
 def original_model(spec: dict, run_dir: str, data: D.Data, device, show_epochs: bool = False):
     """(M_o, trained now?) for ``spec``: from the store, or trained now and stored."""
     ds = spec["dataset"]
     in_shape = tuple(data.train_x.shape[1:])
     model = models.build(spec["model"], D.NUM_CLASSES[ds], in_shape, spec["train_seed"]).to(device)
-    path = os.path.join(run_dir, "models", spec["key"] + ".pt")
+    path = model_path(run_dir, spec["key"])
     state = store.load_model_state(path, spec["key"])
     if state is None:
         with store.Lock(path + ".lock"):
@@ -93,7 +103,7 @@ def train_one(prof: dict, run_dir: str, tspec: dict) -> int:
 
 def stored_result(run_dir: str, key: str, quiet: bool = False):
     """The stored metrics of job ``key``, or None when missing or damaged."""
-    return store.load_json(os.path.join(run_dir, "jobs", key + ".json"), key, quiet=quiet)
+    return store.load_json(job_path(run_dir, key), key, quiet=quiet)
 
 
 def run_jobs(prof: dict, run_dir: str, tspec: dict, jobs: list[dict], *, after=None, bar=None) -> dict:
@@ -116,8 +126,8 @@ def run_jobs(prof: dict, run_dir: str, tspec: dict, jobs: list[dict], *, after=N
                     st = (job["setting"], job["target"])
                     if st not in splits:
                         splits[st] = D.make_split(data, tspec["dataset"], *st)
-                    store.save_json(os.path.join(run_dir, "jobs", job["key"] + ".json"),
-                                    run_job(model, splits[st], job, ctx, device), job["key"])
+                    result = run_job(model, splits[st], job, ctx, device)
+                    store.save_json(job_path(run_dir, job["key"]), result, job["key"])
                     done += 1
         if bar is not None:
             bar.update(1)
