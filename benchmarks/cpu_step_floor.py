@@ -167,7 +167,8 @@ def run_seconds(run_dir: str, time_log: str) -> tuple[float, float, float]:
         with open(f) as fh:
             payload = json.load(fh)["payload"]
         inside += payload.get("method_seconds", 0.0) + payload.get("train_seconds", 0.0)
-    text = open(time_log).read()
+    with open(time_log) as fh:
+        text = fh.read()
     user = float(re.search(r"User time \(seconds\): ([\d.]+)", text)[1])
     system = float(re.search(r"System time \(seconds\): ([\d.]+)", text)[1])
     parts = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", text)[1].split(":")
