@@ -184,7 +184,9 @@ def reml(Z) -> dict:
     """REML estimates of sigma_b^2 and sigma_w^2: statsmodels MixedLM, training seed as group.
 
     With no within-seed variance (a deterministic method) the likelihood is degenerate; the
-    ANOVA values (sigma_w^2 = 0) are returned, flagged ``degenerate``.
+    ANOVA values (sigma_w^2 = 0) are returned, flagged ``degenerate``. ``estimator`` says which
+    produced the values: 'REML', 'REML (not converged: ...)' with statsmodels' warnings when the
+    fit did not converge or stopped on a boundary, or 'ANOVA (degenerate: ...)'.
     """
     import warnings
     from statsmodels.regression.mixed_linear_model import MixedLM
@@ -192,12 +194,17 @@ def reml(Z) -> dict:
     I, J = Z.shape
     a = anova(Z)
     if a["msw"] <= 1e-12 * max(1.0, a["msb"]):
-        return {"sigma_b2": a["msb"] / J, "sigma_w2": 0.0, "degenerate": True}
+        return {"sigma_b2": a["msb"] / J, "sigma_w2": 0.0, "degenerate": True,
+                "estimator": "ANOVA (degenerate: no within-seed variance)"}
     groups = np.repeat(np.arange(I), J)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         fit = MixedLM(Z.ravel(), np.ones((I * J, 1)), groups).fit(reml=True)
-    return {"sigma_b2": float(np.asarray(fit.cov_re)[0, 0]), "sigma_w2": float(fit.scale), "degenerate": False}
+    said = sorted({type(w.message).__name__ if not isinstance(w.message, str) else "warning"
+                   for w in caught if issubclass(w.category, Warning)})
+    ok = bool(getattr(fit, "converged", True)) and not said
+    return {"sigma_b2": float(np.asarray(fit.cov_re)[0, 0]), "sigma_w2": float(fit.scale), "degenerate": False,
+            "estimator": "REML" if ok else f"REML (not converged: {', '.join(said) or 'no convergence'})"}
 
 
 def icc(Z, level: float = 0.95) -> dict:
@@ -230,7 +237,7 @@ def components(Z) -> dict:
     """Everything of equation (2) for one grid: components, ICC, V_A(s_i) beside V_B."""
     a, r, c, va = anova(Z), reml(Z), icc(Z), v_a(Z)
     return {"mean": float(np.mean(Z)), "sigma_b2": a["sigma_b2"], "sigma_w2": a["sigma_w2"],
-            "sigma_b2_reml": r["sigma_b2"], "sigma_w2_reml": r["sigma_w2"],
+            "sigma_b2_reml": r["sigma_b2"], "sigma_w2_reml": r["sigma_w2"], "reml_estimator": r["estimator"],
             "icc": c["icc"], "icc_lo": c["lo"], "icc_hi": c["hi"],
             "V_B": a["sigma_b2"] + a["sigma_w2"], "V_A_min": float(va.min()),
             "V_A_max": float(va.max()), "V_A_mean": float(va.mean()),

@@ -134,3 +134,18 @@ def test_tables_and_refusals():
 def test_allocation_gain_is_undefined_only_when_nothing_varies():
     assert np.isnan(stats.allocation(0.0, 0.0, 10, 1, 200)["gain"])  # a method with one value on every seed
     assert stats.allocation(2.0, 0.0, 10, 1, 200)["gain"] == pytest.approx(18.0)  # I = 200 // (10 + 1) at J = 1
+
+
+def test_reml_says_which_estimator_produced_each_value():
+    rng = np.random.default_rng(0)
+    fine = rng.normal(size=(6, 1)) * 3 + rng.normal(size=(6, 5))
+    assert stats.reml(fine)["estimator"] == "REML"
+    det = np.repeat(rng.normal(size=(6, 1)), 5, 1)  # a deterministic method: no within-seed variance
+    r = stats.reml(det)
+    assert r["degenerate"] and r["estimator"].startswith("ANOVA")
+    assert r["sigma_b2"] == pytest.approx(stats.anova(det)["msb"] / 5)
+    # no between-seed variance: MixedLM stops on the boundary and warns; the table says so
+    flat = np.random.default_rng(1).normal(size=(4, 3))
+    assert stats.reml(flat)["estimator"].startswith("REML (not converged")
+    comp = stats.components(det)
+    assert comp["reml_estimator"].startswith("ANOVA")
