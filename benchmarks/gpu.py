@@ -18,12 +18,19 @@ peak GPU memory, and the projected hours for the ``paper`` profile's whole plan
     .venv/bin/python benchmarks/gpu.py            # on a GPU: about 2 minutes on an H100
     .venv/bin/python benchmarks/gpu.py --smoke    # a narrow network, a few steps (make test)
 
+On a GPU (full width) the rates are recorded as JSON in ``benchmarks/results/gpu-DATE-DEVICE.json``
+with the device, torch version, date, command, commit and ``TRAIN_VERSION``; the book's GPU-hour
+projections (``study.gpu_rate``) read the newest one. ``--out PATH`` writes it elsewhere.
+
 Not measured because not built yet: a CUDA-graph-captured step and several models on CUDA
 streams (issue 12); the paper-scale run itself.
 """
 import argparse
 import datetime
+import json
+import os
 import platform
+import sys
 import time
 
 import numpy as np
@@ -34,7 +41,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision import transforms as T
 
-from mu_core import data as D, models, plan, profiles, train
+from mu_core import data as D, models, plan, profiles, provenance, train
 
 AUG = {"crop_pad": 4, "flip": True, "rotate": 15}
 MEAN, STD = D.NORMALISATION["cifar100"]
@@ -113,6 +120,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--smoke", action="store_true", help="a narrow network and a few steps (CPU-friendly)")
     ap.add_argument("--images", type=int, default=None, help="images per measurement (default 12,800; smoke 128)")
+    ap.add_argument("--out", default=None, help="where to write the JSON record (default: benchmarks/results/ "
+                                                "on a GPU at full width; nothing otherwise)")
     args = ap.parse_args()
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     width = 4 if args.smoke else 64
@@ -141,17 +150,32 @@ def main():
     gen = lambda: torch.Generator().manual_seed(0)
     # one warm-up step per path (kernel selection, allocator) outside the timed runs
     fit_before(net(), x[:64], y[:64], recipe, gen(), data)
-    measure("reference style (PIL per sample, fp32)",
+    rates = {}
+    rates["reference style"] = measure("reference style (PIL per sample, fp32)",
             lambda: reference_style(net(), x_uint8, y.cpu(), recipe, gen(), data), n, dev, flops, paper_images)
-    measure("fit before (per-step CPU draws, fp32)",
+    rates["fit before"] = measure("fit before (per-step CPU draws, fp32)",
             lambda: fit_before(net(), x, y, recipe, gen(), data), n, dev, flops, paper_images)
     for amp in (None, "bf16"):
         r = {**recipe, "amp": amp}
         train.fit(net(), x[:64], y[:64], r, gen(), data)
-        measure(f"fit ({amp or 'fp32'})", lambda: train.fit(net(), x, y, r, gen(), data), n, dev, flops, paper_images)
+        rates[f"fit ({amp or 'fp32'})"] = measure(f"fit ({amp or 'fp32'})", lambda: train.fit(net(), x, y, r, gen(), data), n, dev, flops, paper_images)
     if dev.type == "cuda":
         print(f"\nbf16 dense peak of an H100 SXM: 989 TFLOP/s; paper plan at that peak: "
               f"{paper_images * flops / 989e12 / 3600:.1f} hours")
+
+
+    out = args.out or (os.path.join(os.path.dirname(__file__), "results",
+                                    f"gpu-{datetime.date.today()}-{name.split()[-1].lower()}.json")
+                       if dev.type == "cuda" and not args.smoke else None)
+    if out:
+        record = {"benchmark": "benchmarks/gpu.py", "command": " ".join(["python"] + sys.argv),
+                  "date": str(datetime.date.today()), "device": name, "torch": torch.__version__,
+                  "commit": provenance.commit(), "train_version": train.TRAIN_VERSION, "width": width,
+                  "images_per_measurement": n, "batch": 64, "images_per_second": rates}
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        with open(out, "w") as f:
+            json.dump(record, f, indent=1)
+        print(f"\nrecorded in {out}")
 
 
 if __name__ == "__main__":

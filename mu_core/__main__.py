@@ -52,7 +52,7 @@ def main(argv=None):
         return 1
     c = summary.computed
     if args.json:
-        print(json.dumps({"rows": len(summary.table), "results": summary.path, **c}))
+        print(json.dumps({"rows": len(summary.table), "results": summary.path, **c, "failed": summary.failed}))
     else:
         print(f"{len(summary.table)} rows written to {summary.path} "
               f"(computed now: {c['trained']} models, {c['jobs']} jobs)")

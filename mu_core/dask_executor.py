@@ -17,6 +17,20 @@ from . import plan, tasks
 from .errors import ConfigError
 
 
+def _connect(scheduler):
+    from distributed import Client
+    try:
+        return Client(scheduler, timeout="20s")
+    except (OSError, TimeoutError, ValueError) as err:
+        raise ConfigError(f"scheduler {scheduler!r} cannot be reached ({type(err).__name__}: "
+                          f"{str(err).splitlines()[0] if str(err) else 'no answer'})") from None
+
+
+def check_scheduler(scheduler) -> None:
+    """Contact ``scheduler`` once (before a run claims its folder); one line when it cannot be reached."""
+    _connect(scheduler).close()
+
+
 def execute(prof, run_dir, tspecs, groups, scheduler=None, bar=None, n_workers=None) -> dict:
     """Run every group (one original model and its jobs) on the cluster; the counts computed."""
     from distributed import Client, LocalCluster, as_completed
@@ -26,11 +40,7 @@ def execute(prof, run_dir, tspecs, groups, scheduler=None, bar=None, n_workers=N
                                processes=True, dashboard_address=None)
         client = Client(cluster)
     else:
-        try:
-            client = Client(scheduler, timeout="20s")
-        except (OSError, TimeoutError, ValueError) as err:
-            raise ConfigError(f"scheduler {scheduler!r} cannot be reached ({type(err).__name__}: "
-                              f"{str(err).splitlines()[0] if str(err) else 'no answer'})") from None
+        client = _connect(scheduler)
     gpu = tasks.resolve_device(prof["device"]).type == "cuda"
     kw = {"resources": {"GPU": 1}} if gpu else {}
     counts = {"trained": 0, "jobs": 0}

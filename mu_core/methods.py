@@ -286,7 +286,7 @@ class Method:
     reference_retain_batch: str | None = None  # see unsir below
 
 
-POS, INT1 = Num(0, lo_open=True), Num(1, integer=True)
+POS, INT1 = Num(0, lo_open=True), Num(1, 10**6, integer=True)  # counts and batches: bounded to fit a machine
 SGD = {"epochs": INT1, "lr": POS, "momentum": Num(0, 1, hi_open=True), "weight_decay": Num(0), "batch": INT1}
 ADAM = {"epochs": INT1, "lr": POS, "batch": INT1}
 SSD_PARAMS = {"alpha": Num(0, lo_open=True, inf=True), "lambda": POS, "batch": INT1, "chunk": INT1}
@@ -302,7 +302,7 @@ METHODS = {
     # so its batch-averaged retain accuracy uses batches of that size
     "unsir": Method(unsir, "UNSIR", False, 2,
                     {"noise_batch": INT1, "noise_lr": POS, "reg": Num(0), "noise_copies": INT1,
-                     "noise_steps": {"full_class": Num(0, integer=True), "sub_class": Num(0, integer=True)},
+                     "noise_steps": {"full_class": Num(0, 10**6, integer=True), "sub_class": Num(0, 10**6, integer=True)},
                      "per_class": INT1, "impair_batch": INT1, "repair_batch": INT1, "lr": POS},
                     reference_retain_batch="noise_batch"),
     "ssd": Method(ssd, "SSD", True, 1, SSD_PARAMS),

@@ -10,6 +10,11 @@ import torch
 
 from . import data as D
 
+ACCURACY_VERSION = 1  # bump when ``logits`` or ``accuracy`` change what they compute (they also
+                      # select the reference's original models, so a bump retrains those)
+METRICS_VERSION = 3   # bump when evaluation changes what it computes (``evaluate``, the entropy MIA,
+                      # and ``tasks.evaluate_job``); 2, 3: the MIA's exact objective
+
 
 @torch.no_grad()
 def logits(model, x: torch.Tensor, data: D.Data, batch: int = 1024) -> torch.Tensor:
@@ -96,14 +101,29 @@ def mia(ent_member: np.ndarray, ent_nonmember: np.ndarray, ent_target: np.ndarra
     return 100 * float(np.mean(w * ent_target + b > 0))
 
 
+NAMES = ("retain_acc", "forget_acc", "test_acc", "mia")
+
+
+class NonFinite(ValueError):
+    """A model whose outputs hold NaN or infinity: no metric of it means anything."""
+
+
+def _finite(out: torch.Tensor, where: str) -> torch.Tensor:
+    bad = int((~torch.isfinite(out)).any(1).sum())
+    if bad:
+        raise NonFinite(f"non-finite outputs on {bad} of {len(out)} {where} images")
+    return out
+
+
 def evaluate(model, split: D.Split, mode: str, batch: int = 64, retain_batch: int | None = None) -> dict:
-    """retain_acc, forget_acc, test_acc and mia of ``model`` on ``split``.
+    """retain_acc, forget_acc, test_acc and mia of ``model`` on ``split``; raises ``NonFinite``
+    when any output is NaN or infinite.
 
     ``retain_batch``: the batch of the batch-averaged retain accuracy when it differs from
     ``batch`` (the reference's UNSIR, see ``methods.METHODS``)."""
     d = split.data
-    out_test = logits(model, d.test_x, d)
-    out_train = logits(model, d.train_x[split.train_all], d)  # one pass: retain, then forget
+    out_test = _finite(logits(model, d.test_x, d), "test")
+    out_train = _finite(logits(model, d.train_x[split.train_all], d), "training")  # one pass: retain, then forget
     ent_train = entropy(out_train)
     n_r = len(split.retain)
     yt = split.y_test

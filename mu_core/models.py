@@ -9,6 +9,8 @@ from torch import nn
 
 from .errors import ConfigError
 
+MODELS_VERSION = 1  # bump when a network's layers, widths or initialisation change
+
 
 class BasicBlock(nn.Module):
     def __init__(self, cin, cout, stride):

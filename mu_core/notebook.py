@@ -91,8 +91,43 @@ def parameters(namespace: dict, notebook: str) -> types.SimpleNamespace:
         raise ConfigError(f"parameter {unknown[0]!r} is unknown to {notebook}; its parameters: {', '.join(spec)}")
     out = {}
     for name, (check, default, _) in spec.items():
-        out[name] = check()(f"parameter {name}", given.get(name, default))
+        c, v = check(), given.get(name, default)
+        if isinstance(c, Text) and isinstance(v, (int, float)) and not isinstance(v, bool):
+            raise ConfigError(f"parameter {name} must be a string, got the number {v!r}: papermill's -p reads "
+                              f"{v!r} as a number; pass text with -r {name} {v!r}")
+        out[name] = c(f"parameter {name}", v)
+        if name in FOLDERS and isinstance(out[name], str):
+            out[name] = os.path.normpath(out[name])  # 'runs/x/' and 'runs/x' are one folder
+            namespace[name] = out[name]
+    if notebook == "07_simulation" and out["I"] >= out["n_seeds"]:
+        raise ConfigError(f"parameter I ({out['I']}) must be less than n_seeds ({out['n_seeds']}): protocol B "
+                          f"takes I training seeds other than protocol A's from the n_seeds simulated")
     return types.SimpleNamespace(**out)
+
+
+FOLDERS = ("run_dir", "corrected_run_dir")
+
+# The design each figure notebook draws, and the least I and J it can draw it from.
+NEEDS = {"02_unlearn": "paper", "03_figure1": "paper", "04_figure2": "paper", "08_claims": "paper",
+         "06_modes": "paper", "05_beyond": "grid"}
+WHAT = {"paper": "protocols A and B", "grid": "the I x J grid of training and unlearning seeds"}
+
+
+def require(run, notebook: str) -> None:
+    """Refuse, in one line, a run (or a resolved profile, before it runs) that lacks the design
+    ``notebook`` draws or has fewer than two seeds on either side of it: validation accepts such
+    runs, the figures cannot be drawn from them."""
+    design = NEEDS[notebook]
+    prof = getattr(run, "profile", run)
+    where = f"the run in {run.run_dir!r}" if hasattr(run, "run_dir") else f"profile {prof['profile']!r}"
+    targets = prof["targets"] if design == "paper" else prof["grid_targets"]
+    if design not in prof["designs"] or not any(targets.values()):
+        raise ConfigError(f"{notebook} draws {WHAT[design]}: it needs the {design} design with at least one target, "
+                          f"and {where} has designs {prof['designs']}; run stage 2 with "
+                          f"designs including {design!r} into another run_dir")
+    if prof[design]["I"] < 2 or prof[design]["J"] < 2:
+        raise ConfigError(f"{notebook} draws {WHAT[design]}: it needs {design}.I >= 2 and {design}.J >= 2, and the "
+                          f"run in {run.run_dir!r} has I = {prof[design]['I']}, J = {prof[design]['J']}")
 
 
 def table(notebook: str):
@@ -106,14 +141,18 @@ def table(notebook: str):
     return rows
 
 
-def figure(fig, key: str, run) -> list[str]:
-    """Save ``fig`` as PNG and PDF in the run's figures folder, glue it under ``key`` for the
-    book, and close it (so the notebook shows it once, through the glued copy)."""
+def figure(fig, key: str, run, rows=None) -> list[str]:
+    """Save ``fig`` as PNG and PDF in the run's figures folder (with the run's profile, mode and
+    the commits of ``rows``, the results it draws, in the files' metadata), glue it under ``key``
+    for the book, and close it (so the notebook shows it once, through the glued copy)."""
     import matplotlib.pyplot as plt
     from myst_nb import glue
 
     from .plots import save
-    paths = save(fig, os.path.join(run.figures if hasattr(run, "figures") else run, key))
+    if hasattr(run, "figures"):
+        paths = save(fig, os.path.join(run.figures, key), run.metadata(rows))
+    else:
+        paths = save(fig, os.path.join(run, key))
     glue(key, fig, display=False)
     plt.close("all")
     return paths

@@ -11,8 +11,8 @@ A profile may cap J per method (``j_per_method``). A deterministic method (Origi
 LFSSD) runs once per original model and target; its row is repeated for every s_u.
 
 Each original model and each unlearning job has a key: a hash of everything that determines it
-(data, normalisation, network, recipe, mode, seeds, the method's parameters, the code versions of
-training, the method and the metrics), so a rerun computes only what is missing or changed.
+(data, normalisation, network, recipe, mode, seeds, the method's parameters, and the versions of
+every piece of code that shapes it: ``code_versions``, the method's, the metrics'), so a rerun computes only what is missing or changed.
 """
 from __future__ import annotations
 
@@ -22,13 +22,24 @@ import json
 from collections import defaultdict
 
 from . import data as D
+from . import metrics, models, train
 from .methods import METHODS
 
-TRAIN_VERSION = 2    # bump when train.fit changes what it computes (it trains M_o and most methods;
-                     # 2: each epoch's order and augmentation drawn at the epoch's start)
-METRICS_VERSION = 3  # bump when evaluation changes what it computes (2, 3: the MIA's exact objective)
+
+def code_versions(reference_selection: bool = False) -> dict:
+    """The versions of the code that shapes an original model: the data and splits, the network,
+    training and (when the epoch is selected on test accuracy) the accuracy that selects it.
+    Each version lives beside its code; ``tests/test_golden.py`` fails when a result changes
+    without one of them changing."""
+    v = {"data": D.DATA_VERSION, "models": models.MODELS_VERSION, "train": train.TRAIN_VERSION}
+    return {**v, "accuracy": metrics.ACCURACY_VERSION} if reference_selection else v
+
 COLUMNS = ["design", "protocol", "dataset", "setting", "target", "method", "mode", "train_seed",
-           "unlearn_seed", "retain_acc", "forget_acc", "test_acc", "mia", "method_seconds"]
+           "unlearn_seed", "retain_acc", "forget_acc", "test_acc", "mia", "method_seconds", "status",
+           "commit", "computed_at"]
+# columns that differ between two computations of the same result: a timing and when it was computed
+# (every other column is bit-identical across runs, executors and interruptions)
+VOLATILE = ["method_seconds", "computed_at"]
 
 
 def rows(prof: dict) -> list[dict]:
@@ -77,7 +88,8 @@ def train_spec(prof: dict, dataset: str, seed: int) -> dict:
     """Everything that determines one original model, and its key."""
     spec = dict(data=prof["data"], model=prof["model"], dataset=dataset, recipe=recipe(prof, dataset),
                 normalisation=D.NORMALISATION[prof["data"]["source"]],
-                select_on_test=prof["mode"] == "reference", train_seed=seed, version=TRAIN_VERSION)
+                select_on_test=prof["mode"] == "reference", train_seed=seed,
+                versions=code_versions(prof["mode"] == "reference"))
     # where CIFAR lives does not change what is trained
     key_spec = copy.deepcopy(spec)
     key_spec["data"] = {k: v for k, v in spec["data"].items() if k not in ("root", "download")}
@@ -90,8 +102,9 @@ def job_spec(prof: dict, row: dict, tkey: str) -> dict:
     det = METHODS[m].deterministic
     spec = dict(train_key=tkey, setting=row["setting"], target=row["target"], method=m,
                 mode=prof["mode"], params=prof["method_params"].get(m, {}), eval=prof["eval"],
-                unlearn_seed=None if det else row["unlearn_seed"], version=METHODS[m].version,
-                metrics_version=METRICS_VERSION)
+                unlearn_seed=None if det else row["unlearn_seed"],
+                versions={**code_versions(), "method": METHODS[m].version,
+                          "accuracy": metrics.ACCURACY_VERSION, "metrics": metrics.METRICS_VERSION})
     return {**spec, "key": f"{m}-" + _hash(spec)}
 
 
@@ -120,15 +133,18 @@ def chunks(jobs: list[dict], size: int = 48) -> list[list[dict]]:
     return out
 
 
-def training_images(prof: dict, n_train: dict) -> int:
+def training_images(prof: dict, sizes: dict) -> int:
     """Images passed through training steps by the whole plan: every original model's epochs and
-    every Retrain and Finetune run (the other methods add little). ``n_train``: training-set size
-    per dataset, and per dataset the forget-set size as ``(n, n_forget)``. For projections only."""
+    every Retrain and Finetune run (the other methods add little). ``sizes``: ``{"train": images
+    per dataset, "forget": forget-set images per "dataset/setting"}`` (a sub-class forget set is one
+    fine class, not its super-class). For projections only."""
     _, tspecs, groups = schedule(prof)
-    total = sum(ts["recipe"]["epochs"] * n_train[ts["dataset"]][0] for ts in tspecs.values())
+    total = sum(ts["recipe"]["epochs"] * sizes["train"][ts["dataset"]] for ts in tspecs.values())
     for tkey, jobs in groups.items():
-        n, n_forget = n_train[tspecs[tkey]["dataset"]]
+        ds = tspecs[tkey]["dataset"]
+        n = sizes["train"][ds]
         for j in jobs:
+            n_forget = sizes["forget"][f"{ds}/{j['setting']}"]
             if j["method"] == "retrain":
                 total += tspecs[tkey]["recipe"]["epochs"] * (n - n_forget)
             elif j["method"] == "finetune":

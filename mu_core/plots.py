@@ -53,12 +53,13 @@ def style():
     sns.set_theme(style="whitegrid", context="paper", palette="colorblind", font_scale=1.25)
 
 
-def save(fig, path_without_ext: str) -> list[str]:
-    """Write ``fig`` as PNG (for the book) and PDF (for reviewers)."""
+def save(fig, path_without_ext: str, metadata: dict | None = None) -> list[str]:
+    """Write ``fig`` as PNG (for the book) and PDF (for reviewers); ``metadata`` (Title, Subject,
+    Keywords: the run's profile, mode and commits) goes into both files."""
     os.makedirs(os.path.dirname(path_without_ext) or ".", exist_ok=True)
     out = [f"{path_without_ext}.{ext}" for ext in ("png", "pdf")]
     for p in out:
-        fig.savefig(p, bbox_inches="tight", dpi=150)
+        fig.savefig(p, bbox_inches="tight", dpi=150, metadata=metadata)
     return out
 
 

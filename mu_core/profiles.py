@@ -24,6 +24,13 @@ MODES = ("reference", "corrected")
 DEVICES = ("auto", "cpu", "cuda")
 DESIGNS = ("paper", "grid")
 INT0, INT1 = Num(0, integer=True), Num(1, integer=True)
+# Upper bounds that keep a plan within one machine: a seed that torch and numpy both take, grids
+# and batches a run can hold, networks a CPU or GPU can build.
+SEED = Num(0, 2**31 - 1, integer=True)
+SEEDS = Num(1, 1000, integer=True)          # I and J of a design
+BATCH, EPOCHS = Num(1, 2**20, integer=True), Num(1, 10_000, integer=True)
+MAX_ROWS = 2_000_000                        # rows of results.csv a plan may have
+FREE_KEYS = ("targets", "grid_targets", "j_per_method", "train.epochs", "train.milestones")
 
 
 def names() -> list[str]:
@@ -114,7 +121,8 @@ def set_field(prof: dict, field: str, value) -> None:
     keys = field.split(".")
     node = prof
     for i, k in enumerate(keys):
-        if not isinstance(node, dict) or k not in node or k == "profile":
+        free = ".".join(keys[:i]) in FREE_KEYS and isinstance(node, dict) and i == len(keys) - 1
+        if not isinstance(node, dict) or (k not in node and not free) or k == "profile":
             where = ".".join(keys[:i]) or "the profile"
             have = ", ".join(map(str, node)) if isinstance(node, dict) else "(not a mapping)"
             raise ConfigError(f"override {field!r}: {where} has no field {k!r}; fields there: {have}")
@@ -139,25 +147,26 @@ def schema(prof: dict) -> dict:
     names_list = ListOf(Text(nonempty=True))
     return {
         "description": Text(), "profile": Text(),
-        "data": {"source": Choice(*D.SETTINGS), "image_size": Optional(INT1),
+        "data": {"source": Choice(*D.SETTINGS), "image_size": Optional(Num(1, 28, integer=True)),
                  "root": Optional(Text(optional=True)), "download": Optional(Bool())},
-        "model": {"arch": Choice(*models.ARCHS), "hidden": Optional(INT1), "width": Optional(INT1)},
+        "model": {"arch": Choice(*models.ARCHS), "hidden": Optional(Num(1, 65_536, integer=True)),
+                  "width": Optional(Num(1, 1024, integer=True))},
         "mode": Choice(*MODES), "deterministic": Bool(), "device": Choice(*DEVICES),
         "train": {"optimizer": Choice("sgd", "adam"), "lr": Num(0, lo_open=True),
-                  "momentum": Num(0, 1, hi_open=True), "weight_decay": Num(0), "batch": INT1,
-                  "warmup_epochs": INT0, "gamma": Num(0, 1, lo_open=True),
-                  "epochs": (Choice(*datasets), INT1),
-                  "milestones": (Choice(*datasets), ListOf(INT1, ascending=True)),
+                  "momentum": Num(0, 1, hi_open=True), "weight_decay": Num(0), "batch": BATCH,
+                  "warmup_epochs": Num(0, 10_000, integer=True), "gamma": Num(0, 1, lo_open=True),
+                  "epochs": (Choice(*datasets), EPOCHS),
+                  "milestones": (Choice(*datasets), ListOf(EPOCHS, ascending=True)),
                   "augment": _Augment(), "amp": Choice(None, "bf16"), "channels_last": Bool()},
         "designs": ListOf(Choice(*DESIGNS), nonempty=True),
-        "paper": {"I": INT1, "J": INT1, "a_train_seed": INT0, "a_first_unlearn_seed": INT0,
-                  "b_first_train_seed": INT0},
-        "grid": {"I": INT1, "J": INT1},
+        "paper": {"I": SEEDS, "J": SEEDS, "a_train_seed": SEED, "a_first_unlearn_seed": SEED,
+                  "b_first_train_seed": SEED},
+        "grid": {"I": SEEDS, "J": SEEDS},
         "targets": (Choice(*settings), names_list), "grid_targets": (Choice(*settings), names_list),
         "methods": ListOf(Choice(*METHODS), nonempty=True),
-        "j_per_method": (Choice(*METHODS), INT1),
+        "j_per_method": (Choice(*METHODS), SEEDS),
         "method_params": {m: Optional(rec.params) for m, rec in METHODS.items()},
-        "eval": {"batch": INT1},
+        "eval": {"batch": BATCH},
     }
 
 
@@ -180,6 +189,17 @@ def validate(prof: dict) -> None:
     if not [d for d in prof["designs"] if prof["targets" if d == "paper" else "grid_targets"]]:
         raise ConfigError("targets (paper design) and grid_targets (grid design) name no target "
                           "for the designs listed in designs")
+    n = planned_rows(prof)
+    if n == 0:
+        raise ConfigError("the profile plans no job: every target list of its designs is empty; name at "
+                          "least one target in targets (paper design) or grid_targets (grid design)")
+    if n > MAX_ROWS:
+        raise ConfigError(f"the profile plans {n:,} rows, more than the {MAX_ROWS:,} one run may hold; "
+                          f"lower paper.I/J, grid.I/J or the number of targets and methods")
+    last = max(p["a_first_unlearn_seed"] + p["J"], p["b_first_train_seed"] + p["I"])
+    if last > SEED.hi:
+        raise ConfigError(f"paper seeds run up to {last}, beyond {SEED.hi}; lower paper.a_first_unlearn_seed "
+                          f"or paper.b_first_train_seed")
     for ds in sorted(datasets):
         for field in ("epochs", "milestones"):
             if ds not in prof["train"][field]:
@@ -188,6 +208,21 @@ def validate(prof: dict) -> None:
         if METHODS[m].params and m not in prof["method_params"]:
             raise ConfigError(f"method_params.{m} is missing; method {m} needs the fields "
                               f"{', '.join(METHODS[m].params)}")
+
+
+def planned_rows(prof: dict) -> int:
+    """How many rows the designs of ``prof`` plan (counted, not listed: a huge plan is refused
+    before it is built)."""
+    jcap = prof.get("j_per_method") or {}
+    n = 0
+    for design in prof["designs"]:
+        cfg = prof[design]
+        targets = prof["targets"] if design == "paper" else prof["grid_targets"]
+        n_targets = sum(len(ts) for ts in (targets or {}).values())
+        for m in prof["methods"]:
+            Jm = min(cfg["J"], jcap.get(m, cfg["J"]))
+            n += n_targets * (Jm + cfg["I"] if design == "paper" else cfg["I"] * Jm)
+    return n
 
 
 def describe() -> str:

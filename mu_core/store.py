@@ -30,6 +30,7 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)  # read once: files are created with the permissions the user's umask allows
 _HOST = socket.gethostname().replace("-", "_") or "host"
 TMP = ".tmp-"
+SUBFOLDERS = ("models", "jobs", "locks", "figures")
 
 
 def _sha(b: bytes) -> str:
@@ -184,6 +185,11 @@ def claim(run_dir: str, profile: str) -> None:
         raise ConfigError(f"run_dir must name a folder, got {run_dir!r}")
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise ConfigError(f"run_dir {run_dir!r} exists and is not a folder; choose another run_dir")
+    for sub in SUBFOLDERS:
+        where = os.path.join(run_dir, sub)
+        if os.path.lexists(where) and not os.path.isdir(where):
+            raise ConfigError(f"run_dir {run_dir!r}: {sub} exists and is not a folder (the store keeps "
+                              f"its {sub} there); move it away or choose another run_dir")
     try:
         os.makedirs(run_dir, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=run_dir, prefix=f"{TMP}{_HOST}-{os.getpid()}-")

@@ -7,11 +7,8 @@ costs, its figures folder and a provenance line.
 """
 from __future__ import annotations
 
-import datetime
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -21,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import data as D
-from . import metrics, plan, profiles, store, tasks
+from . import metrics, plan, profiles, provenance, store, tasks
 from .errors import ConfigError
 
 EXECUTORS = ("auto", "local", "dask")
@@ -61,6 +58,9 @@ def prepare(profile, run_dir: str, overrides=(), executor: str = "auto", schedul
     check_executor(executor, scheduler)
     tasks.resolve_device(prof["device"])
     D.load(prof["data"])
+    if scheduler is not None:  # an unreachable scheduler stops the run before the folder is claimed
+        from . import dask_executor
+        dask_executor.check_scheduler(scheduler)
     store.claim(run_dir, prof["profile"])
     store.sweep(run_dir)
     return prof
@@ -72,6 +72,7 @@ class Finished:
     table: pd.DataFrame
     computed: dict   # {"trained": original models trained now, "jobs": unlearning jobs run now}
     path: str        # the results.csv written
+    failed: int = 0  # jobs that failed (non-finite outputs): their rows have status 'failed: ...' and no metrics
 
 
 def _execute(prof, run_dir, executor, scheduler, tspecs, groups, bar=None) -> dict:
@@ -110,8 +111,23 @@ def run(profile: str | dict, run_dir: str, overrides=(), executor: str = "auto",
     t1 = time.time()
     table = assemble(run_dir, rows, {k: v for k, v in stored.items() if v is not None})
     write_manifest(prof, run_dir, {"experiments": t1 - t0, "assemble": time.time() - t1}, counts,
-                   effective_executor(executor), len(tspecs))
-    return Finished(table, counts, os.path.join(run_dir, "results.csv"))
+                   effective_executor(executor), len(tspecs), table)
+    failed = failures(table)
+    if len(failed):
+        print(failed_summary(failed), file=sys.stderr)
+    return Finished(table, counts, os.path.join(run_dir, "results.csv"), len(failed))
+
+
+def failures(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows whose job failed (their metrics are empty)."""
+    return table[table["status"] != "ok"]
+
+
+def failed_summary(failed: pd.DataFrame) -> str:
+    """One line naming what failed, and why (rows counted by method and reason)."""
+    parts = [f"{m} ({n}: {why.removeprefix('failed: ')})" for (m, why), n in
+             failed.groupby(["method", "status"]).size().items()]
+    return f"{len(failed)} row(s) failed and have no metrics: " + "; ".join(parts)
 
 
 def train_all(profile: str | dict, run_dir: str, overrides=(), progress: bool = True,
@@ -145,32 +161,46 @@ def assemble(run_dir: str, rows: list[dict], known: dict | None = None) -> pd.Da
         res = known[r["job"]]
         if res is None:
             raise RuntimeError(f"job {r['job']} has no stored result; rerun to complete the grid")
-        out.append({**{k: v for k, v in r.items() if k != "job"}, **res})
+        made = res.get("computed") or {}
+        out.append({**{k: v for k, v in r.items() if k != "job"}, **{k: v for k, v in res.items() if k != "computed"},
+                    "commit": made.get("commit"), "computed_at": made.get("date")})
     table = pd.DataFrame(out, columns=plan.COLUMNS)
     table = table.sort_values(plan.COLUMNS[:9], kind="stable").reset_index(drop=True)
     store.atomic_write(os.path.join(run_dir, "results.csv"), table.to_csv(index=False, float_format="%.6g").encode())
     return table
 
 
-def _git_commit():
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=os.path.dirname(__file__), timeout=10).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
+def _read_manifest(run_dir: str):
+    """The run's manifest, or None when it is missing; a damaged one stops with one line."""
+    mpath = os.path.join(run_dir, "manifest.json")
+    if not os.path.exists(mpath):
         return None
+    try:
+        with open(mpath) as f:
+            manifest = json.load(f)
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("profile"), dict):
+            raise ValueError("no recorded profile")
+        return manifest
+    except (ValueError, OSError) as err:
+        raise ConfigError(f"run_dir {run_dir!r}: manifest.json is damaged ({type(err).__name__}); rerun "
+                          f"python -m mu_core run with the same profile to rewrite it") from None
 
 
-def write_manifest(prof, run_dir, seconds, counts, executor, n_models):
-    from importlib.metadata import version  # installed versions without importing torchvision
-                                            # and scikit-learn (1.5 s each; a classroom run imports neither)
-    import numpy
+def write_manifest(prof, run_dir, seconds, counts, executor, n_models, table=None):
+    """manifest.json: the resolved profile, this call's environment, the provenance of the results
+    in ``results.csv``, and the history of every call that wrote it (each with its commit, date,
+    executor, what it computed and its wall time per stage)."""
     device = tasks.resolve_device(prof["device"])
+    try:
+        calls = (_read_manifest(run_dir) or {}).get("calls", [])
+    except ConfigError:
+        calls = [{"note": "the earlier history was lost: manifest.json was damaged"}]
+    call = {"commit": provenance.commit(), "date": provenance.now(), "executor": executor,
+            "computed": counts, "wall_seconds": seconds}
     manifest = {
         "profile": prof,
-        "versions": {"python": sys.version.split()[0], "torch": torch.__version__,
-                     "torchvision": version("torchvision"), "numpy": numpy.__version__,
-                     "scikit-learn": version("scikit-learn"), "pandas": pd.__version__},
-        "device": torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor() or "cpu",
+        "versions": provenance.versions(),
+        "device": provenance.device_name(device),
         "torch_threads_per_job": 1 if device.type == "cpu" else torch.get_num_threads(),
         "determinism": {
             "deterministic_option": bool(prof.get("deterministic")),
@@ -179,14 +209,20 @@ def write_manifest(prof, run_dir, seconds, counts, executor, n_models):
             "cudnn_benchmark": torch.backends.cudnn.benchmark,
             "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         },
-        "git_commit": _git_commit(),
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "executor": executor,
         "original_models": n_models,
-        "computed_this_run": counts,
-        "wall_seconds": seconds,
+        "results": results_provenance(table) if table is not None else None,
+        "calls": calls + [call],
     }
     store.atomic_write(os.path.join(run_dir, "manifest.json"), json.dumps(manifest, indent=2, default=str).encode())
+
+
+def results_provenance(table: pd.DataFrame) -> dict:
+    """Which commits computed the rows of ``table``, when, and how many rows failed."""
+    commits = table["commit"].fillna("unknown").value_counts().to_dict()
+    dates = table["computed_at"].dropna()
+    return {"commits": commits, "first_computed": dates.min() if len(dates) else None,
+            "last_computed": dates.max() if len(dates) else None,
+            "failed": int((table["status"] != "ok").sum()), "summary": provenance.summary(table["commit"], dates)}
 
 
 # --- reading a finished run ----------------------------------------------------------------
@@ -198,17 +234,31 @@ class Run:
     table: pd.DataFrame
     profile: dict          # the resolved profile the run recorded
     manifest: dict
-    train_seconds: list    # training time of each original model, read through its checksum
+    train_seconds: list    # training time of each original model of this profile, read through its checksum
     figures: str           # where figures are saved
+    failed: pd.DataFrame = None  # rows of jobs that failed (non-finite outputs); ``table`` holds the rest
 
     @property
     def provenance(self) -> str:
-        """One line: profile, mode, commit, versions, device, date, run folder."""
-        m, v = self.manifest, self.manifest.get("versions", {})
-        commit = (m.get("git_commit") or "unknown")[:10]
-        return (f"profile {self.profile['profile']}, mode {self.profile['mode']}, commit {commit}, "
-                f"torch {v.get('torch')}, numpy {v.get('numpy')}, scikit-learn {v.get('scikit-learn')}, "
-                f"device {m.get('device')}, run {m.get('date', 'undated')}, folder {self.run_dir}")
+        """One line: profile, mode, data, the commits and dates that computed the results, versions,
+        device, run folder."""
+        return self.provenance_of(self.table)
+
+    def provenance_of(self, rows: pd.DataFrame) -> str:
+        """The provenance line of the results in ``rows`` (a figure's own rows)."""
+        v = self.manifest.get("versions", {})
+        failed = "" if self.failed is None or not len(self.failed) else f"; {len(self.failed)} row(s) failed (no metrics)"
+        return (f"profile {self.profile['profile']}, mode {self.profile['mode']}, data {D.describe(self.profile['data'])}, "
+                f"{provenance.summary(rows['commit'], rows['computed_at'])}{failed}; "
+                f"torch {v.get('torch')}, numpy {v.get('numpy')}, device {self.manifest.get('device')}, folder {self.run_dir}")
+
+    def metadata(self, rows: pd.DataFrame | None = None) -> dict:
+        """What a saved figure file records about itself (PNG text chunks, PDF info)."""
+        rows = self.table if rows is None else rows
+        commits = sorted({provenance.short(c) for c in rows["commit"]})
+        return {"Title": f"{self.profile['profile']} ({self.profile['mode']} mode)",
+                "Subject": self.provenance_of(rows),
+                "Keywords": f"profile={self.profile['profile']}; mode={self.profile['mode']}; commit={','.join(commits)}"}
 
 
 _NOT_COMPARED = ("description", "profile")
@@ -222,8 +272,7 @@ def open_run(run_dir: str, profile: str | None = None, overrides=()) -> Run:
     if not (os.path.exists(path) and os.path.exists(mpath)):
         raise ConfigError(f"run_dir {run_dir!r} has no finished run (results.csv and manifest.json); "
                           f"run stages 1 and 2 (or python -m mu_core run) into it first")
-    with open(mpath) as f:
-        manifest = json.load(f)
+    manifest = _read_manifest(run_dir)
     recorded = manifest["profile"]
     if profile is not None and profile != recorded["profile"]:
         raise ConfigError(f"run_dir {run_dir!r} holds a run of profile {recorded['profile']!r}, not {profile!r}")
@@ -235,21 +284,46 @@ def open_run(run_dir: str, profile: str | None = None, overrides=()) -> Run:
             raise ConfigError(f"overrides {overrides!r} are not reflected in the results of {run_dir!r} "
                               f"(they change {', '.join(differ)}); run stage 2 with them into another "
                               f"run_dir and draw from that one")
-    table = pd.read_csv(path, dtype={"target": str})
-    models_dir = os.path.join(run_dir, "models")
-    seconds = []
-    for name in sorted(os.listdir(models_dir)) if os.path.isdir(models_dir) else []:
-        if name.endswith(".json") and not name.startswith(store.TMP):
-            info = store.load_json(os.path.join(models_dir, name), name[:-5])
-            if info is not None:
-                seconds.append(info["train_seconds"])
-    return Run(run_dir, table, recorded, manifest, seconds, os.path.join(run_dir, "figures"))
+    table = pd.read_csv(path, dtype={"target": str, "status": str, "commit": str, "computed_at": str})
+    if "status" not in table:
+        raise ConfigError(f"run_dir {run_dir!r} holds a results.csv of an older version (no status column); "
+                          f"rerun python -m mu_core run into it to rebuild the table")
+    _, tspecs, _ = plan.schedule(recorded)  # this profile's models only, not those of earlier overrides
+    seconds = [info["train_seconds"] for k in tspecs if (info := tasks.model_info(run_dir, k, quiet=True))]
+    ok = table["status"] == "ok"
+    return Run(run_dir, table[ok].reset_index(drop=True), recorded, manifest, seconds,
+               os.path.join(run_dir, "figures"), table[~ok].reset_index(drop=True))
 
 
-GPU_IMAGES_PER_SECOND = 6000  # the rate cost projections use, and where it was measured:
-GPU_RATE_SOURCE = ("train.fit on one NVIDIA H100 (ResNet-18, CIFAR-100-shaped data, batch 64, fp32, torch 2.11), "
-                   "measured on 2026-11-23 for issue 12, before each epoch's draws moved to its start; "
-                   "benchmarks/gpu.py (make bench-gpu) measures it again on any GPU")
+BENCHMARK_RESULTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "results")
+
+
+def gpu_rate(folder: str = BENCHMARK_RESULTS) -> tuple[float, str] | None:
+    """(training images per second, where and when it was measured) for GPU-hour projections: the
+    newest GPU benchmark recorded by ``benchmarks/gpu.py`` in ``benchmarks/results/`` (``train.fit``,
+    fp32), or None when none is recorded. The sentence says how old the measurement is and whether
+    it measured the training code in use (its ``TRAIN_VERSION``)."""
+    import datetime
+    import glob
+    from . import train
+    found = []
+    for path in glob.glob(os.path.join(folder, "gpu-*.json")):
+        try:
+            with open(path) as f:
+                rec = json.load(f)
+            found.append((rec["date"], float(rec["images_per_second"]["fit (fp32)"]), rec, path))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    if not found:
+        return None
+    date, rate, rec, path = max(found, key=lambda r: r[0])
+    age = (datetime.date.today() - datetime.date.fromisoformat(date)).days
+    same = rec.get("train_version") == train.TRAIN_VERSION
+    code = ("the training code in use" if same else
+            f"training code older than the code in use (TRAIN_VERSION {rec.get('train_version')}, now "
+            f"{train.TRAIN_VERSION}): no GPU run of the current code is recorded yet")
+    return rate, (f"train.fit (fp32) on one {rec['device']} with torch {rec['torch']}, measured on {date} "
+                  f"({age} days ago) with {code}; recorded in benchmarks/results/{os.path.basename(path)}")
 
 
 def corrected_counterpart(reference: Run, run_dir: str, n_targets: int = 1, executor: str = "auto",
@@ -270,9 +344,11 @@ def corrected_counterpart(reference: Run, run_dir: str, n_targets: int = 1, exec
     prof = {**reference.profile, "mode": "corrected", "designs": ["paper"],
             "targets": {k: v[:n_targets] for k, v in reference.profile["targets"].items()}}
     if prof["model"]["arch"] == "resnet18":
-        hours = plan.training_images(prof, D.CIFAR_SIZES) / GPU_IMAGES_PER_SECOND / 3600
         name = "paper-corrected" if prof["profile"] == "paper" else prof["profile"]
-        return None, (f"no corrected run in {run_dir}; not started here (about {hours:.0f} GPU-hours projected at "
-                      f"{GPU_IMAGES_PER_SECOND:,} training images/s): make it with python -m mu_core run "
+        rate = gpu_rate()
+        cost = ("no GPU rate is recorded to project its cost" if rate is None else
+                f"about {plan.training_images(prof, D.CIFAR_SIZES) / rate[0] / 3600:.0f} GPU-hours projected at "
+                f"{rate[0]:,.0f} training images/s, the rate of {rate[1]}")
+        return None, (f"no corrected run in {run_dir}; not started here ({cost}): make it with python -m mu_core run "
                       f"--profile {name} --run-dir {run_dir}")
     return run(prof, run_dir, executor=executor, scheduler=scheduler).table, f"a corrected-mode rerun in {run_dir}"

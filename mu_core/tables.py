@@ -28,7 +28,9 @@ def method_params() -> str:
     for m, rec in METHODS.items():
         if not rec.params:
             continue
-        params = dict(_flat(profs[names[0]]["method_params"].get(m, {})))
+        params = {}  # every profile's fields, in the order they first appear
+        for n in names:
+            params.update(dict(_flat(profs[n]["method_params"].get(m, {}))))
         for field in params:
             cells = [str(dict(_flat(profs[n]["method_params"].get(m, {}))).get(field, "")) for n in names]
             lines.append(f"| {rec.label} | `{field}` | " + " | ".join(cells) + " |")
@@ -49,7 +51,8 @@ def notebook_params() -> str:
 def paper_cost() -> str:
     """Markdown: what each GPU profile's plan trains, and the GPU-hours it projects to."""
     from . import data as D, plan
-    from .study import GPU_IMAGES_PER_SECOND, GPU_RATE_SOURCE
+    from .study import gpu_rate
+    rate = gpu_rate()
     lines = ["| profile | original models | unlearning jobs | training images | projected GPU-hours |",
              "| --- | --- | --- | --- | --- |"]
     for name in profiles.names():
@@ -59,9 +62,10 @@ def paper_cost() -> str:
         _, tspecs, groups = plan.schedule(prof)
         images = plan.training_images(prof, D.CIFAR_SIZES)
         lines.append(f"| `{name}` | {len(tspecs)} | {sum(len(g) for g in groups.values()):,} | "
-                     f"{images / 1e9:.2f} G | {images / GPU_IMAGES_PER_SECOND / 3600:.0f} |")
-    lines.append(f"\nProjected GPU-hours: training images / {GPU_IMAGES_PER_SECOND:,} images per second, "
-                 f"the rate of {GPU_RATE_SOURCE}.")
+                     f"{images / 1e9:.2f} G | {'n/a' if rate is None else f'{images / rate[0] / 3600:.0f}'} |")
+    lines.append("\nNo GPU rate is recorded in benchmarks/results/ (run benchmarks/gpu.py on a GPU), so no hours "
+                 "are projected." if rate is None else
+                 f"\nProjected GPU-hours: training images / {rate[0]:,.0f} images per second, the rate of {rate[1]}.")
     return "\n".join(lines) + "\n"
 
 

@@ -15,7 +15,7 @@ import torch
 
 from . import data as D
 from . import methods as M
-from . import metrics, models, store, train
+from . import metrics, models, provenance, store, train
 from .errors import ConfigError
 
 
@@ -63,16 +63,29 @@ def job_path(run_dir: str, key: str) -> str:
     return os.path.join(run_dir, "jobs", key + ".json")
 
 
+def model_info(run_dir: str, key: str, quiet: bool = False):
+    """The sidecar of original model ``key`` (training seconds, provenance), or None."""
+    return store.load_json(model_path(run_dir, key)[:-3] + ".json", key, quiet=quiet)
+
+
+def _stored_state(path: str, key: str, run_dir: str):
+    """The stored weights, or None when they or their sidecar are missing or damaged (a model
+    without its sidecar is retrained: training time and provenance can only come from training)."""
+    if model_info(run_dir, key) is None:
+        return None
+    return store.load_model_state(path, key)
+
+
 def original_model(spec: dict, run_dir: str, data: D.Data, device, show_epochs: bool = False):
     """(M_o, trained now?) for ``spec``: from the store, or trained now and stored."""
     ds = spec["dataset"]
     in_shape = tuple(data.train_x.shape[1:])
     model = models.build(spec["model"], D.NUM_CLASSES[ds], in_shape, spec["train_seed"]).to(device)
     path = model_path(run_dir, spec["key"])
-    state = store.load_model_state(path, spec["key"])
+    state = _stored_state(path, spec["key"], run_dir)
     if state is None:
         with store.Lock(path + ".lock"):
-            state = store.load_model_state(path, spec["key"])  # another process may have trained it meanwhile
+            state = _stored_state(path, spec["key"], run_dir)  # another process may have trained it meanwhile
             if state is None:
                 _train(model, spec, path, data, device, show_epochs)
                 return model, True
@@ -91,8 +104,9 @@ def _train(model, spec, path, data, device, show_epochs):
     t0 = time.perf_counter()
     train.fit(model, data.train_x, y_train, spec["recipe"], gen, data, select=select,
               label=f"train {ds} s_t={spec['train_seed']}" if show_epochs else None)
-    store.save_json(path[:-3] + ".json", {"train_seconds": time.perf_counter() - t0, "device": str(device)}, spec["key"])
-    store.save_model(path, model, spec["key"])
+    seconds = time.perf_counter() - t0
+    store.save_model(path, model, spec["key"])  # the sidecar last: a model counts as stored once it is there
+    store.save_json(path[:-3] + ".json", {"train_seconds": seconds, "computed": provenance.stamp(device)}, spec["key"])
 
 
 def train_one(prof: dict, run_dir: str, tspec: dict) -> int:
@@ -135,7 +149,14 @@ def run_jobs(prof: dict, run_dir: str, tspec: dict, jobs: list[dict], *, after=N
 
 
 def run_job(model, split, job, ctx: M.Context, device) -> dict:
-    """One unlearning run on a copy of M_o, timed alone, then evaluated.
+    """One unlearning job: ``unlearn`` a copy of M_o, then ``evaluate_job``; with its timing and
+    the provenance of this computation."""
+    m, seconds = unlearn(model, split, job, ctx, device)
+    return {**evaluate_job(m, split, job, ctx), "method_seconds": seconds, "computed": provenance.stamp(device)}
+
+
+def unlearn(model, split, job, ctx: M.Context, device):
+    """(unlearned copy of M_o, seconds the method took, timed alone).
 
     Its only randomness is a generator seeded by s_u (deterministic methods: seed 0, unused), so
     the result depends on M_o, the split, the method's parameters and s_u alone.
@@ -150,7 +171,19 @@ def run_job(model, split, job, ctx: M.Context, device) -> dict:
     m = method.fn(m, split, p, ctx, gen)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - t0
-    batch = job["eval"]["batch"]
+    return m, time.perf_counter() - t0
+
+
+def evaluate_job(m, split, job, ctx: M.Context) -> dict:
+    """``status`` and the metrics of an unlearned model (``metrics.METRICS_VERSION`` covers this).
+
+    A model whose outputs are not finite (a learning rate that made it diverge, say) is recorded
+    as failed with empty metrics: its argmax would read as class 0 everywhere, and a diverged
+    method would look like a perfect forgetter."""
+    method = M.METHODS[job["method"]]
+    p = job["params"]
     retain_batch = p[method.reference_retain_batch] if method.reference_retain_batch and ctx.mode == "reference" else None
-    return {**metrics.evaluate(m, split, ctx.mode, batch, retain_batch), "method_seconds": seconds}
+    try:
+        return {"status": "ok", **metrics.evaluate(m, split, ctx.mode, job["eval"]["batch"], retain_batch)}
+    except metrics.NonFinite as err:
+        return {"status": f"failed: {err}", **{k: None for k in metrics.NAMES}}

@@ -28,6 +28,9 @@ from tqdm.auto import tqdm
 
 from . import data as D
 
+TRAIN_VERSION = 2  # bump when training changes what it computes (fit, lr schedules, augmentation);
+                   # 2: each epoch's order and augmentation drawn at the epoch's start
+
 
 def lr_at(recipe: dict, epoch: int, it: int, steps: int) -> float:
     """Pre-training: the learning rate for iteration ``it`` of ``epoch`` (epochs counted from 1).

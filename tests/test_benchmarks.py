@@ -1,15 +1,19 @@
 """The benchmarks run end to end in their smoke modes (what they measure and how they add it up, not how fast)."""
+import json
 import os
 import re
 import subprocess
 import sys
 
+from mu_core import study, train
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PATHS = ["reference style (PIL per sample, fp32)", "fit before (per-step CPU draws, fp32)", "fit (fp32)", "fit (bf16)"]
 
 
-def test_gpu_benchmark_smoke_mode_reports_every_path():
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "gpu.py"), "--smoke"],
+def test_gpu_benchmark_smoke_mode_reports_every_path(tmp_path):
+    out = tmp_path / "gpu-2026-01-02-cpu.json"
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "gpu.py"), "--smoke", "--out", str(out)],
                           capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [line.strip("| ").split(" | ") for line in proc.stdout.splitlines()
@@ -23,6 +27,29 @@ def test_gpu_benchmark_smoke_mode_reports_every_path():
     header = proc.stdout.splitlines()[0]
     gflop = float(header.split(" GFLOP per training image")[0].rsplit(" ", 1)[1])
     assert 0 < gflop < 0.1, header
+    # the record the GPU-hour projections read: the rates printed, with device, torch, date, command
+    rec = json.loads(out.read_text())
+    assert set(rec["images_per_second"]) == {"reference style", "fit before", "fit (fp32)", "fit (bf16)"}
+    fp32 = next(float(r[1].replace(",", "")) for r in rows if r[0] == "fit (fp32)")
+    assert abs(rec["images_per_second"]["fit (fp32)"] - fp32) <= 1 + 1e-3 * fp32
+    assert rec["torch"] and rec["device"] and "--smoke" in rec["command"] and rec["train_version"] >= 1
+    rate, source = study.gpu_rate(str(tmp_path))
+    assert rate == rec["images_per_second"]["fit (fp32)"] and rec["date"] in source and "days ago" in source
+
+
+def test_projections_read_the_newest_recorded_rate_and_say_its_age(tmp_path):
+    assert study.gpu_rate(str(tmp_path)) is None
+    for date, rate, tv in (("2026-01-01", 100.0, 1), ("2026-02-01", 200.0, train.TRAIN_VERSION)):
+        (tmp_path / f"gpu-{date}-x.json").write_text(json.dumps(
+            {"date": date, "device": "GPU X", "torch": "9", "train_version": tv, "images_per_second": {"fit (fp32)": rate}}))
+    rate, source = study.gpu_rate(str(tmp_path))
+    assert rate == 200.0 and "2026-02-01" in source and "the training code in use" in source
+    (tmp_path / "gpu-2026-03-01-x.json").write_text(json.dumps(
+        {"date": "2026-03-01", "device": "GPU Y", "torch": "9", "train_version": 0, "images_per_second": {"fit (fp32)": 50}}))
+    rate, source = study.gpu_rate(str(tmp_path))
+    assert rate == 50 and "older than the code in use" in source
+    # the shipped record is read by the book's cost table
+    assert study.gpu_rate() is not None and "benchmarks/results/" in study.gpu_rate()[1]
 
 
 def test_gpu_benchmark_rejects_less_than_a_batch():

@@ -30,7 +30,7 @@ def cli(run_dir, *extra):
 
 
 def without_time(t):
-    return t.drop(columns=["method_seconds"])
+    return t.drop(columns=plan.VOLATILE)
 
 
 @pytest.fixture(scope="module")

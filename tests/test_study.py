@@ -54,16 +54,18 @@ def test_results_table_and_manifest(smoke_run):
     det = on_disk[on_disk.method == "ssd"].groupby(["design", "train_seed"]).forget_acc.nunique()
     assert (det == 1).all()  # a deterministic method: one value per original model
     m = json.load(open(os.path.join(d, "manifest.json")))
-    assert m["profile"]["profile"] == "smoke" and "torch" in m["versions"] and m["wall_seconds"]
-    assert m["computed_this_run"]["trained"] == 5
+    assert m["profile"]["profile"] == "smoke" and "torch" in m["versions"] and m["calls"][-1]["wall_seconds"]
+    assert m["calls"][-1]["computed"]["trained"] == 5
 
 
 def test_second_run_trains_nothing_and_gives_the_same_table(smoke_run):
     d, table = smoke_run
     again = study.run("smoke", d, SMALL, executor="local", progress=False).table
     m = json.load(open(os.path.join(d, "manifest.json")))
-    assert m["computed_this_run"] == {"trained": 0, "jobs": 0}
-    pd.testing.assert_frame_equal(again, table)
+    assert m["calls"][-1]["computed"] == {"trained": 0, "jobs": 0} and len(m["calls"]) >= 2
+    pd.testing.assert_frame_equal(again, table)  # commit and computed_at included: a cached rerun dates nothing anew
+    assert table["computed_at"].notna().all() and table["commit"].notna().all()
+    assert m["results"]["last_computed"] == table["computed_at"].max()
 
 
 def test_a_changed_parameter_recomputes_only_what_depends_on_it(smoke_run, tmp_path):
@@ -71,7 +73,7 @@ def test_a_changed_parameter_recomputes_only_what_depends_on_it(smoke_run, tmp_p
     changed = study.run("smoke", d, {**SMALL, "method_params.finetune.lr": 0.05}, executor="local", progress=False).table
     m = json.load(open(os.path.join(d, "manifest.json")))
     n_finetune_jobs = int((table.method == "finetune").sum())  # finetune is stochastic: a job per row
-    assert m["computed_this_run"] == {"trained": 0, "jobs": n_finetune_jobs}
+    assert m["calls"][-1]["computed"] == {"trained": 0, "jobs": n_finetune_jobs}
     keep = changed.method != "finetune"
     pd.testing.assert_frame_equal(changed[keep], table[keep])
     study.run("smoke", d, SMALL, executor="local", progress=False)  # restore the shared run's table (all cached)
@@ -92,13 +94,15 @@ def test_only_missing_jobs_reach_the_executor(smoke_run, monkeypatch):
     assert handed == []
     pd.testing.assert_frame_equal(again, table)
 
-    victim = sorted(os.listdir(os.path.join(d, "jobs")))[0]
+    _, _, groups = plan.schedule(profiles.load("smoke", SMALL))
+    planned = {j["key"] + ".json" for jobs in groups.values() for j in jobs}
+    victim = sorted(n for n in os.listdir(os.path.join(d, "jobs")) if n in planned)[0]  # (other tests add jobs of other plans)
     os.remove(os.path.join(d, "jobs", victim))
     again = study.run("smoke", d, SMALL, executor="local", progress=False).table
     assert [list(h.values()) for h in handed] == [[[victim[:-5]]]]
-    assert json.load(open(os.path.join(d, "manifest.json")))["computed_this_run"] == {"trained": 0, "jobs": 1}
+    assert json.load(open(os.path.join(d, "manifest.json")))["calls"][-1]["computed"] == {"trained": 0, "jobs": 1}
     # the recomputed job gives the same metrics (its time is its own)
-    pd.testing.assert_frame_equal(again.drop(columns="method_seconds"), table.drop(columns="method_seconds"))
+    pd.testing.assert_frame_equal(again.drop(columns=plan.VOLATILE), table.drop(columns=plan.VOLATILE))
 
 
 @pytest.mark.parametrize("override,message", [
@@ -107,7 +111,7 @@ def test_only_missing_jobs_reach_the_executor(smoke_run, monkeypatch):
     ({"targets": {"mnist7/full_class": ["1"]}}, "targets 'mnist7/full_class' is unknown; allowed: mnist10/full_class"),
     ({"targets": {"mnist10/half_class": ["1"]}}, "targets 'mnist10/half_class' is unknown"),
     ({"targets": {"mnist10/full_class": ["11"]}}, "target '11' is not a class of mnist10/full_class; allowed: 0, 1"),
-    ({"paper.I": 0}, "paper.I must be an integer >= 1, got 0"),
+    ({"paper.I": 0}, "paper.I must be an integer >= 1 and <= 1000, got 0"),
     ({"grid.J": -2}, "grid.J must be an integer >= 1"),
     ({"j_per_method": {"retrain": 0}}, "j_per_method.retrain must be an integer >= 1"),
     ({"train.epochs.mnist10": 2.5}, "train.epochs.mnist10 must be an integer >= 1"),
@@ -138,7 +142,7 @@ def test_command_line_and_function_give_the_same_table(smoke_run, tmp_path):
     assert main(["run", "--profile", "smoke", "--run-dir", d, "--no-progress", "--executor", "local"] + sum([["--set", s] for s in sets], [])) == 0
     cli = pd.read_csv(os.path.join(d, "results.csv"))
     ref = pd.read_csv(os.path.join(smoke_run[0], "results.csv"))
-    cols = [c for c in cli.columns if c != "method_seconds"]
+    cols = [c for c in cli.columns if c not in plan.VOLATILE]
     pd.testing.assert_frame_equal(cli[cols], ref[cols])
 
 
@@ -162,7 +166,7 @@ def test_paper_profile_end_to_end_on_the_synthetic_archive(cifar_root, tmp_path)
         assert len(table) == 3 * 8 * 2 and table[["retain_acc", "forget_acc", "test_acc", "mia"]].notna().all().all()
         assert set(table["mode"]) == {profile.replace("paper-", "").replace("paper", "reference")}
         m = json.load(open(tmp_path / profile / "manifest.json"))
-        assert m["computed_this_run"]["trained"] == 4  # seeds 1 and 100, on fine and coarse labels
+        assert m["calls"][-1]["computed"]["trained"] == 4  # seeds 1 and 100, on fine and coarse labels
 
 
 def test_missing_cifar_folder_is_a_clear_error_before_training(tmp_path):

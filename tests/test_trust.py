@@ -25,7 +25,7 @@ def stored(run_dir):
     for name in os.listdir(os.path.join(run_dir, "jobs")):
         if name.endswith(".json"):
             payload = store.load_json(os.path.join(run_dir, "jobs", name), name[:-5])
-            payload.pop("method_seconds")
+            payload.pop("method_seconds"), payload.pop("computed")
             out[name[:-5]] = payload
     return out
 

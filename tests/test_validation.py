@@ -178,6 +178,7 @@ def test_an_unreachable_scheduler_is_a_one_line_error(tmp_path, capsys):
                  "--executor", "dask", "--scheduler", "tcp://127.0.0.1:9"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "scheduler 'tcp://127.0.0.1:9' cannot be reached" in err and "\n" not in err
+    assert not (tmp_path / "r").exists()  # checked before the folder is claimed, as the README says
 
 
 def test_a_full_disk_mid_run_is_one_line_and_a_rerun_resumes(tmp_path, capsys, monkeypatch):

@@ -1,0 +1,73 @@
+"""Who computed a result: the commit, date, package versions and device, stamped on every stored
+model and result when it is computed (never when it is read back), and summarised for a page.
+"""
+from __future__ import annotations
+
+import datetime
+import functools
+import os
+import platform
+import subprocess
+import sys
+
+
+@functools.lru_cache(maxsize=1)
+def commit() -> str | None:
+    """The git commit of the code in use (with ``+dirty`` when the work tree has edits), or None."""
+    here = os.path.dirname(__file__)
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=here, timeout=10).stdout.strip()
+        if not head:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "."],
+                               capture_output=True, text=True, cwd=here, timeout=10).stdout.strip()
+        return head + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def versions() -> dict:
+    """Installed versions of what shapes a result (read from metadata: nothing heavy is imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+    out = {"python": sys.version.split()[0]}
+    for name in ("torch", "torchvision", "numpy", "scikit-learn", "pandas", "scipy", "statsmodels"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def device_name(device) -> str:
+    import torch
+    if getattr(device, "type", device) == "cuda":
+        return torch.cuda.get_device_name(0)
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def stamp(device) -> dict:
+    """What a stored model or result records about the computation that made it."""
+    return {"commit": commit(), "date": now(), "device": device_name(device), "versions": versions()}
+
+
+def short(c: str | None) -> str:
+    if not c:
+        return "unknown"
+    return c[:10] + ("+dirty" if c.endswith("+dirty") else "")
+
+
+def summary(commits, dates) -> str:
+    """'computed at commit X on D' or 'computed at commits X, Y between D1 and D2': the commits
+    and dates of the results a page draws (one entry per result)."""
+    cs = sorted({short(c) for c in commits})
+    ds = sorted(d for d in dates if isinstance(d, str) and d)
+    when = "" if not ds else (f" on {ds[0][:10]}" if ds[0][:10] == ds[-1][:10] else f" between {ds[0][:10]} and {ds[-1][:10]}")
+    if not cs:
+        return "computed at an unrecorded commit"
+    return (f"computed at commit {cs[0]}" if len(cs) == 1 else f"computed at commits {', '.join(cs)}") + when
