@@ -126,8 +126,8 @@ def require(run, notebook: str) -> None:
                           f"and {where} has designs {prof['designs']}; run stage 2 with "
                           f"designs including {design!r} into another run_dir")
     if prof[design]["I"] < 2 or prof[design]["J"] < 2:
-        raise ConfigError(f"{notebook} draws {WHAT[design]}: it needs {design}.I >= 2 and {design}.J >= 2, and the "
-                          f"run in {run.run_dir!r} has I = {prof[design]['I']}, J = {prof[design]['J']}")
+        raise ConfigError(f"{notebook} draws {WHAT[design]}: it needs {design}.I >= 2 and {design}.J >= 2, and "
+                          f"{where} has I = {prof[design]['I']}, J = {prof[design]['J']}")
 
 
 def table(notebook: str):

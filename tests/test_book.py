@@ -178,5 +178,6 @@ def test_chromium_offline_typesets_math_and_shows_figures(book, page, needs_math
         assert result["math"] > 5, {k: v for k, v in result.items() if k != "text"}
     assert result["images"] >= min_images and result["shown"] == result["images"], result["images"]
     if "executed" in page:  # a figure page: its provenance line, and no long code in view
-        assert re.search(r"profile smoke, mode reference, commit \S+, torch \S+", result["text"]), page
+        assert re.search(r"profile smoke, mode reference, data real MNIST digits .*?, computed at commits? \S+.*?; torch \S+",
+                         result["text"]), page
         assert all(n <= 10 for n in result["visible_code_lines"]), result["visible_code_lines"]

@@ -14,19 +14,18 @@ def cited():
     for page in pages + glob.glob(os.path.join(ROOT, "benchmarks", "*.md")) + glob.glob(os.path.join(ROOT, "benchmarks", "*.py")):
         for name in re.findall(r"`(?:mu_core\.)?([a-z_]+\.[A-Za-z_][A-Za-z_0-9.]*)`", open(page).read()):
             if name.split(".")[0] in MODULES:
-                out.add((os.path.basename(page), name))
+                out.add((os.path.relpath(page, ROOT), name))
     return sorted(out)
 
 
-def test_the_book_cites_some_code():
-    """Each page that names code is read: the README, the methods chapter and the benchmarks' README
-    among them, each with the names it is known to cite."""
+def test_the_name_check_reads_every_page_that_cites_code():
+    """The check below is only as good as what ``cited`` finds: names known to be cited on the
+    README, a book chapter and the benchmarks' README must be among them."""
     found = cited()
-    for page, name in (("README.md", "study.run"), ("README.md", "plan.VOLATILE"),
-                       ("README.md", "study.gpu_rate"), ("README.md", "study.run")):
+    for page, name in (("README.md", "study.run"), ("README.md", "plan.VOLATILE"), ("README.md", "data.DATA_VERSION"),
+                       ("book/methods.md", "metrics.logistic_fit"), ("benchmarks/README.md", "study.gpu_rate"),
+                       ("benchmarks/gpu.py", "plan.training_images")):
         assert (page, name) in found, (page, name)
-    assert {p for p, _ in found} >= {"README.md", "README.md"}
-    assert sum(p == "README.md" for p, _ in found) >= 3
 
 
 def test_every_cited_code_name_exists():

@@ -132,10 +132,25 @@ def test_notebook_parameters_are_checked_and_defaulted():
 def test_any_notebook_parameter_value_is_accepted_or_refused_in_one_line(nb, value, which):
     names = list(notebook.PARAMETERS[nb])
     name = names[which % len(names)]
+    default = notebook.PARAMETERS[nb][name][1]
     try:
-        notebook.parameters({name: value}, nb)
+        got = getattr(notebook.parameters({name: value}, nb), name)
     except ConfigError as err:
         assert "\n" not in str(err) and name in str(err), (nb, name, value, str(err))
+        return
+    # the oracle: an accepted value has the kind of the parameter's default, is finite, and comes
+    # back unchanged (a folder: normalised)
+    if isinstance(default, bool) or default is None or isinstance(default, str):
+        assert value is None or isinstance(value, str), (nb, name, value)
+        assert value is not None or default is None, (nb, name, value)
+    elif isinstance(default, (int, float)):
+        assert isinstance(value, (int, float)) and not isinstance(value, bool), (nb, name, value)
+        assert value == value and abs(value) != float("inf"), (nb, name, value)
+        assert isinstance(value, int) or isinstance(default, float), (nb, name, value)
+    else:  # overrides: a mapping, a YAML string of one, or a list of field=value
+        assert value is None or isinstance(value, (dict, str, list)), (nb, name, value)
+    assert got == (os.path.normpath(value) if name in notebook.FOLDERS and isinstance(value, str) else value) \
+        or name == "overrides", (nb, name, value, got)
 
 
 def test_a_notebook_refuses_a_misspelt_parameter_before_any_work(tmp_path):
@@ -272,3 +287,72 @@ def test_figure_notebooks_refuse_overrides_their_results_do_not_reflect(tmp_path
         study.open_run(d, "smoke", {"methods": ["original"], "designs": ["paper"], "mode": "corrected"})
     with pytest.raises(ConfigError, match="holds a run of profile 'smoke', not 'classroom'"):
         study.open_run(d, "classroom")
+
+
+# --- the hostile probe's cases (issue 18) ----------------------------------------------------------
+
+@pytest.mark.parametrize("field,value,bound", [
+    ("paper.I", 10**8, "<= 1000"), ("grid.J", 10**6, "<= 1000"), ("paper.a_train_seed", 2**64, "<= 2147483647"),
+    ("paper.b_first_train_seed", 2**64, "<= 2147483647"), ("train.batch", 10**21, "<= 1048576"),
+    ("model.hidden", 10**9, "<= 65536"), ("method_params.finetune.batch", 10**11, "<= 1000000"),
+    ("train.epochs.mnist10", 10**9, "<= 10000"), ("eval.batch", 10**21, "<= 1048576"),
+    ("j_per_method.retrain", 10**7, "<= 1000"),
+])
+def test_every_integer_field_has_an_upper_bound_named_in_its_message(field, value, bound):
+    msg = refused({field: value})
+    assert field in msg and bound in msg, msg
+
+
+def test_a_plan_beyond_the_machine_or_without_a_job_is_refused(tmp_path):
+    msg = refused({"designs": ["grid"], "grid.I": 1000, "grid.J": 1000, "grid_targets": {"mnist10/full_class": ["1", "2", "3"]}})
+    assert "plans 21,003,000 rows, more than the 2,000,000" in msg
+    assert "plans no job" in refused({"designs": ["paper"], "targets": {"mnist10/full_class": []}})
+    assert "seeds run up to" in refused({"paper.a_first_unlearn_seed": 2**31 - 2, "paper.J": 5})
+    code = main(["run", "--profile", "smoke", "--no-progress", "--run-dir", str(tmp_path / "r"),
+                 "--set", "targets={mnist10/full_class: []}", "--set", "grid_targets={}"])
+    assert code == 2 and not (tmp_path / "r").exists()
+
+
+def test_a_mapping_with_free_keys_takes_a_new_key_from_the_command_line():
+    prof = profiles.load("smoke", ["j_per_method.finetune=1"])
+    assert prof["j_per_method"] == {"retrain": 1, "finetune": 1}
+    assert "j_per_method 'magic' is unknown" in refused(["j_per_method.magic=1"])
+    assert "has no field 'nope'" in refused(["train.nope=1"])  # a fixed section still refuses new fields
+
+
+def test_a_number_where_text_is_needed_names_papermills_r_option():
+    with pytest.raises(ConfigError, match="papermill's -p reads 7 as a number; pass text with -r figure_target 7"):
+        notebook.parameters({"figure_target": 7}, "02_unlearn")
+
+
+def test_folder_parameters_are_normalised_so_a_trailing_slash_is_the_same_folder():
+    ns = {"run_dir": "runs/x/", "corrected_run_dir": "runs/y//"}
+    p = notebook.parameters(ns, "06_modes")
+    assert p.run_dir == ns["run_dir"] == "runs/x" and p.corrected_run_dir == "runs/y"
+
+
+def test_the_simulation_refuses_more_b_seeds_than_it_simulates():
+    with pytest.raises(ConfigError, match="parameter I \\(20\\) must be less than n_seeds \\(10\\)"):
+        notebook.parameters({"I": 20, "n_seeds": 10}, "07_simulation")
+    notebook.parameters({"I": 9, "n_seeds": 10}, "07_simulation")
+
+
+@pytest.mark.parametrize("nb,override,words", [
+    ("03_figure1", {"designs": ["grid"]}, "needs the paper design"),
+    ("04_figure2", {"paper.J": 1}, "needs paper.I >= 2 and paper.J >= 2"),
+    ("08_claims", {"designs": ["grid"]}, "needs the paper design"),
+    ("05_beyond", {"designs": ["paper"]}, "needs the grid design"),
+    ("02_unlearn", {"designs": ["grid"]}, "needs the paper design"),
+])
+def test_a_figure_notebook_refuses_a_run_without_its_design_in_one_line(nb, override, words):
+    with pytest.raises(ConfigError, match=words) as err:
+        notebook.require(profiles.load("smoke", override), nb)
+    assert "\n" not in str(err.value)
+    notebook.require(profiles.load("smoke"), nb)  # the smoke profile has both designs
+
+
+def test_every_figure_notebook_checks_its_design():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for nb in notebook.NEEDS:
+        text = open(os.path.join(root, "notebooks", nb + ".ipynb")).read()
+        assert f'notebook.require(' in text and f'\\"{nb}\\")' in text, nb
