@@ -36,9 +36,29 @@ def test_w2_instances_match_stats_and_carry_a_b_versus_b_baseline():
     a = inst[(inst.method == "ssd") & (inst.metric == "forget_acc") & (inst.comparison == "A vs B")].w2.to_numpy()
     Z = stats.grid_matrix(t, "ssd", "mnist5/sub_class", "7", "forget_acc")
     assert np.array_equal(a, stats.w2_instances(Z, n_b=10, seed=3).ravel())
+    # an oracle: SSD's A instance i is J copies of its seed mean m_i, so W2 against any B instance
+    # of other seeds lies between the nearest and the farthest other seed mean
+    m = Z[:, 0]
+    for i, row in enumerate(a.reshape(len(m), 10)):
+        gaps = np.abs(np.delete(m, i) - m[i])
+        assert (row >= gaps.min() - 1e-9).all() and (row <= gaps.max() + 1e-9).all(), i
     base = inst[(inst.method == "ssd") & (inst.metric == "forget_acc") & (inst.comparison == "B vs B")].w2
     assert len(base) == len(a) and base.median() < np.median(a)  # A's one seed is far; B vs B is noise
     assert set(analysis.w2_instances(grid_table(I=3, J=2), n_b=2).comparison) == {"A vs B"}  # too few seeds
+
+
+def test_rank_flips_count_the_seeds_that_order_two_methods_against_the_grid():
+    """By hand: SSD at 10 on every seed; Finetune above it on seeds 1-2, below on seed 3, tied on
+    seed 4, above on average. A from seed 3 flips the order, seed 4 counts half: (1 + 0.5) / 4."""
+    rows = []
+    for i, ft in enumerate([12.0, 12.0, 7.0, 10.0], start=1):
+        for j in (1, 2):
+            for m, z in (("ssd", 10.0), ("finetune", ft)):
+                rows.append(dict(design="grid", protocol="grid", dataset="mnist5", setting="sub_class", target="7",
+                                 method=m, mode="reference", train_seed=i, unlearn_seed=(i - 1) * 2 + j,
+                                 retain_acc=90.0, forget_acc=z, test_acc=80.0, mia=50.0, method_seconds=0.1))
+    flips = analysis.rank_flips(pd.DataFrame(rows))
+    assert list(flips.pair) == ["finetune vs ssd"] and flips.p_flip.iloc[0] == pytest.approx(1.5 / 4)
 
 
 def test_rank_flips_are_stats_rank_flip_for_each_pair():
@@ -65,10 +85,30 @@ def test_seed_budget_spends_what_the_run_s_own_grid_cost(I, J):
 
 
 def test_modes_table_keeps_the_common_targets_of_both_runs():
-    ref = grid_table().assign(design="paper", protocol="B")
-    cor = ref[ref.method == "ssd"].assign(mode="corrected")
+    ref = pd.concat([grid_table().assign(design="paper", protocol="B"),
+                     grid_table(seed=1).assign(design="paper", protocol="B", target="8"),
+                     grid_table(seed=2)])  # grid rows: never in the modes table
+    cor = ref[(ref.design == "paper") & (ref.target == "7") & (ref.method == "ssd")].assign(mode="corrected")
     both = analysis.modes_table(ref, cor)
-    assert set(both["mode"]) == {"reference", "corrected"} and len(both) == len(ref) + len(cor)
+    assert set(both["mode"]) == {"reference", "corrected"}
+    assert set(both.target) == {"7"} and set(both.design) == {"paper"}  # target 8 has no corrected rows
+    n_ref_7 = int(((ref.design == "paper") & (ref.target == "7")).sum())
+    assert len(both) == n_ref_7 + len(cor)
+    assert len(analysis.modes_table(ref, cor, protocols=("A",))) == 0  # only B rows were given
+
+
+def test_modes_summary_reports_the_largest_shift_and_ssds_corrected_range_by_hand():
+    def rows(method, mode, target, values):
+        return [dict(design="paper", protocol="B", dataset="mnist5", setting="sub_class", target=target, method=method,
+                     mode=mode, train_seed=i, unlearn_seed=i, forget_acc=v) for i, v in enumerate(values)]
+    both = pd.DataFrame(rows("ssd", "reference", "7", [10, 20]) + rows("ssd", "corrected", "7", [30, 36])
+                        + rows("ssd", "corrected", "8", [1, 3]) + rows("ssd", "reference", "8", [2, 2])
+                        + rows("finetune", "reference", "7", [50, 50]) + rows("finetune", "corrected", "7", [40, 40]))
+    s = analysis.modes_summary(both)
+    # SSD: reference mean (10 + 20 + 2 + 2) / 4 = 8.5, corrected (30 + 36 + 1 + 3) / 4 = 17.5: +9.0;
+    # Finetune: -10.0, the larger shift
+    assert s["modes_biggest"] == "Finetune (-10.0 points)"
+    assert s["modes_ssd_b_range"] == "2.0 to 6.0"  # ranges 6 (target 7) and 2 (target 8)
 
 
 def test_the_corrected_counterpart_is_reused_run_on_the_cpu_or_never_started_at_gpu_scale(tmp_path):

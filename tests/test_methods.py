@@ -130,10 +130,29 @@ def test_corrected_importance_is_the_per_sample_mean_and_order_free(kind):
         assert torch.allclose(imp[n], shuffled[n], atol=1e-7)
 
 
+def reference_importance_by_hand(net, x, y, dd, batch):
+    """The reference's SSD importance written out: the mean over unshuffled batches of the squared
+    gradient of the batch-mean cross-entropy."""
+    net.eval()
+    out = {n: torch.zeros_like(q) for n, q in net.named_parameters()}
+    starts = range(0, len(x), batch)
+    for i in starts:
+        net.zero_grad()
+        torch.nn.functional.cross_entropy(net(D.normalise(x[i:i + batch], dd)), y[i:i + batch]).backward()
+        for n, q in net.named_parameters():
+            out[n] += q.grad.square()
+    net.zero_grad()
+    return {n: v / len(starts) for n, v in out.items()}
+
+
 def test_reference_importance_depends_on_batch_size():
     net, x, y, dd = tiny()
     a = M.importance(net, x, y, dd, "ssd", "reference", batch=2)
     b = M.importance(net, x, y, dd, "ssd", "reference", batch=5)
+    for batch, got in ((2, a), (5, b)):
+        hand = reference_importance_by_hand(net, x, y, dd, batch)
+        for n in got:
+            assert torch.allclose(got[n], hand[n], rtol=1e-5, atol=1e-9), (batch, n)
     assert not torch.allclose(a["1.weight"], b["1.weight"])
 
 
@@ -244,4 +263,8 @@ def test_reference_whole_data_importance_changes_with_the_target(setup):
     split3 = D.make_split(data, "mnist10", "full_class", "3")
     imp = lambda s: M.importance(net, data.train_x[s.train_all], s.y_train[s.train_all], data, "ssd", "reference")
     a, b = imp(split7), imp(split3)
+    for s, got in ((split7, a), (split3, b)):  # each is the reference expression over its own order
+        hand = reference_importance_by_hand(net, data.train_x[s.train_all], s.y_train[s.train_all], data, 64)
+        assert torch.allclose(got["fc.weight"], hand["fc.weight"], rtol=1e-5, atol=1e-12)
+    assert torch.equal(torch.sort(split7.train_all).values, torch.sort(split3.train_all).values)  # same samples
     assert not torch.allclose(a["fc.weight"], b["fc.weight"])

@@ -52,12 +52,23 @@ def test_reference_lfssd_importance_is_the_reference_expression_bit_for_bit():
         assert torch.equal(got[n], expect[n] / batches), n
 
 
-def test_the_two_loss_expressions_differ_in_float_rounding():
-    out = torch.randn(2000, 100, generator=torch.Generator().manual_seed(0))
-    frob = torch.norm(out, p="fro", dim=1).pow(2)
-    squares = out.pow(2).sum(1)
-    assert torch.allclose(frob, squares, rtol=1e-5)
-    assert not torch.equal(frob, squares)  # why the reference expression is kept in reference mode
+def test_lfssd_losses_of_the_two_modes_differ_only_in_float_rounding():
+    """mu_core's two LFSSD losses: reference is the code's squared Frobenius norm, corrected the sum
+    of squares. Equal in exact arithmetic; their gradients, which LFSSD's importances are made of,
+    differ in the last bits (why reference mode keeps the code's expression)."""
+    torch.manual_seed(0)
+    net, x = torch.nn.Linear(20, 10), torch.randn(64, 20)
+    y = torch.zeros(64, dtype=torch.long)
+    out = net(x).detach()
+    assert torch.equal(M._ssd_loss("lfssd", "reference")(out, y), torch.norm(out, p="fro", dim=1).pow(2).mean())
+    assert torch.equal(M._ssd_loss("lfssd", "corrected")(out, y), out.pow(2).sum(1).mean())
+    grads = []
+    for mode in ("reference", "corrected"):
+        net.zero_grad()
+        M._ssd_loss("lfssd", mode)(net(x), y).backward()
+        grads.append([q.grad.clone() for q in net.parameters()])
+    for g_ref, g_cor in zip(*grads):
+        assert torch.allclose(g_ref, g_cor, rtol=1e-5) and not torch.equal(g_ref, g_cor)
 
 
 # --- §8.3 Retrain's schedule -----------------------------------------------------------------
