@@ -180,6 +180,16 @@ def load(data_cfg: dict) -> Data:
     return _CACHE[key]
 
 
+STANDS_FOR = {  # the paper's setting that each digit setting stands in for
+    "mnist10/full_class": "CIFAR-100 full-class", "mnist5/full_class": "CIFAR-20 full-class",
+    "mnist5/sub_class": "CIFAR-20 sub-class"}
+
+
+def setting_name(key: str) -> str:
+    """A setting as a page names it: the digit settings with the paper's setting they stand for."""
+    return f"{key} (for the paper's {STANDS_FOR[key]})" if key in STANDS_FOR else key
+
+
 def describe(data_cfg: dict) -> str:
     """The data a profile reads, as a page names them (real or synthetic)."""
     if data_cfg["source"] == "mnist5k":

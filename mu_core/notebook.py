@@ -113,6 +113,21 @@ NEEDS = {"02_unlearn": "paper", "03_figure1": "paper", "04_figure2": "paper", "0
 WHAT = {"paper": "protocols A and B", "grid": "the I x J grid of training and unlearning seeds"}
 
 
+def design_facts(prof: dict) -> dict:
+    """Sentences' worth of profile facts for the paper-design pages, from the profile (never typed):
+    I and J, the settings as rows, and the methods with one unlearning seed under protocol A."""
+    from . import data as D
+    from .methods import METHODS
+    from .plan import j_cap
+    one = [METHODS[m].label for m in prof["methods"] if not METHODS[m].deterministic and j_cap(prof, m, "paper") == 1]
+    return {"design_I": str(prof["paper"]["I"]), "design_J": str(prof["paper"]["J"]),
+            "design_rows": "; ".join(D.setting_name(k) for k in prof["targets"]),
+            "design_one_seed": (f"{', '.join(one)}, run with a single unlearning seed under A in this profile, "
+                                f"{'is' if len(one) == 1 else 'are'} left out: one value against {prof['paper']['I']} "
+                                f"is not the paper's comparison") if one else
+                               f"every stochastic method ran with {prof['paper']['J']} unlearning seeds under A"}
+
+
 def require(run, notebook: str) -> None:
     """Refuse, in one line, a run (or a resolved profile, before it runs) that lacks the design
     ``notebook`` draws or has fewer than two seeds on either side of it: validation accepts such
@@ -234,11 +249,16 @@ def tables_by(df, by: list, columns: list, digits: int = 2, note: str = "") -> N
 
 
 def settings_tables(table, metrics, design: str = "paper", digits: int = 1) -> None:
-    """One short table per setting: each method's mean of ``metrics`` over the design's rows
-    (both protocols), so that full-class and sub-class numbers are never averaged together."""
+    """One short table per setting: each method's mean of ``metrics`` per protocol, side by side
+    (protocol A's rows are one training seed's, B's one per training seed: never averaged together,
+    and neither are full-class and sub-class numbers)."""
     t = table[table.design == design].assign(key=lambda d: d.dataset + "/" + d.setting)
-    means = t.groupby(["key", "method"], sort=False)[list(metrics)].mean().reset_index()
-    tables_by(means, ["key"], ["method", *metrics], digits, f": means over the {design} design's rows")
+    means = t.groupby(["key", "method", "protocol"], sort=False)[list(metrics)].mean().unstack("protocol")
+    protocols = sorted(set(t.protocol))
+    means.columns = [f"{HEADERS.get(m, m)}, {p}" for m, p in means.columns]
+    cols = [f"{HEADERS.get(m, m)}, {p}" for m in metrics for p in protocols]
+    tables_by(means.reset_index(), ["key"], ["method", *cols], digits,
+              f": means per protocol ({', '.join(protocols)}) of the {design} design")
 
 
 def tidy(path: str) -> None:

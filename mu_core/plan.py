@@ -7,7 +7,8 @@
   each unlearned once with s_u = s_t ("matched").
 * ``grid``: the full I x J grid, s_t = i (i = 1..I), s_u = (i-1)·J + j (j = 1..J).
 
-A profile may cap J per method (``j_per_method``). A deterministic method (Original, SSD,
+A profile may cap J per method (``j_per_method``: a number for both designs, or ``{paper: n,
+grid: n}`` for one design; see ``j_cap``). A deterministic method (Original, SSD,
 LFSSD) runs once per original model and target; its row is repeated for every s_u.
 
 Each original model and each unlearning job has a key: a hash of everything that determines it
@@ -42,10 +43,19 @@ COLUMNS = ["design", "protocol", "dataset", "setting", "target", "method", "mode
 VOLATILE = ["method_seconds", "computed_at"]
 
 
+def j_cap(prof: dict, method: str, design: str) -> int:
+    """J of ``method`` in ``design``: the design's J, capped by ``j_per_method`` (a number caps
+    both designs; a mapping caps the designs it names)."""
+    J = prof[design]["J"]
+    cap = (prof.get("j_per_method") or {}).get(method, J)
+    if isinstance(cap, dict):
+        cap = cap.get(design, J)
+    return min(J, cap)
+
+
 def rows(prof: dict) -> list[dict]:
     """Rows of the results table, without their metrics."""
     out = []
-    jcap = prof.get("j_per_method") or {}
 
     def add(design, protocol, key, target, method, s_t, s_u):
         ds, setting = key.split("/")
@@ -60,7 +70,7 @@ def rows(prof: dict) -> list[dict]:
         for key, ts in (targets or {}).items():
             for t in ts:
                 for m in prof["methods"]:
-                    Jm = min(J, jcap.get(m, J))
+                    Jm = j_cap(prof, m, design)
                     if design == "paper":
                         for j in range(Jm):
                             add(design, "A", key, t, m, cfg["a_train_seed"], cfg["a_first_unlearn_seed"] + j)

@@ -174,20 +174,25 @@ def instances_boxes(w2inst: pd.DataFrame):
 
 
 def modes_boxes(both: pd.DataFrame):
-    """Reference against corrected mode, per method and protocol: retain- and forget-set accuracy."""
+    """Reference against corrected mode, per method and protocol: retain- and forget-set accuracy,
+    one row of panels per setting (full-class and sub-class accuracies are never pooled)."""
     style()
     methods = method_order(both.method)
-    d = both.assign(group=both["mode"] + ", " + both.protocol.map({"A": "A", "B": "B"}))
+    d = both.assign(group=both["mode"] + ", " + both.protocol.map({"A": "A", "B": "B"}),
+                    key=both.dataset + "/" + both.setting)
     order = [f"{m}, {p}" for m in ("reference", "corrected") for p in "AB" if f"{m}, {p}" in set(d.group)]
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.8))
-    for ax, metric in zip(axes, ("retain_acc", "forget_acc")):
-        sns.boxplot(data=d, x="method", y=metric, hue="group", hue_order=order, order=methods,
-                    whis=(0, 100), fliersize=0, ax=ax)
-        ax.set_xlabel("")
-        ax.set_ylabel(METRIC_LABELS[metric])
-        _relabel(ax)
-        ax.get_legend().remove()
-    handles, labels = axes[0].get_legend_handles_labels()
+    keys = sorted(set(d.key))
+    fig, axes = plt.subplots(len(keys), 2, figsize=(8, 3.2 * len(keys)), squeeze=False)
+    for row, key in zip(axes, keys):
+        for ax, metric in zip(row, ("retain_acc", "forget_acc")):
+            sns.boxplot(data=d[d.key == key], x="method", y=metric, hue="group", hue_order=order, order=methods,
+                        whis=(0, 100), fliersize=0, ax=ax)
+            ax.set_xlabel("")
+            ax.set_ylabel(METRIC_LABELS[metric])
+            ax.set_title(key)
+            _relabel(ax)
+            ax.get_legend().remove()
+    handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(order), bbox_to_anchor=(0.5, -0.08), frameon=False)
     fig.tight_layout()
     return fig

@@ -15,6 +15,7 @@ import yaml
 
 from . import data as D
 from . import models
+from .plan import j_cap
 from .checks import Bool, Choice, ListOf, Num, Optional, Text, section
 from .errors import ConfigError
 from .methods import METHODS
@@ -139,6 +140,15 @@ class _Augment:
         return v if v is None else section(field, v, self.FIELDS)
 
 
+class _JCap:
+    """J for one method: a number (both designs) or {paper: n, grid: n} (the designs named)."""
+
+    def __call__(self, field, v):
+        if isinstance(v, dict):
+            return section(field, v, {d: Optional(SEEDS) for d in DESIGNS})
+        return SEEDS(field, v)
+
+
 def schema(prof: dict) -> dict:
     """The fields of a profile and what each allows (settings and datasets by its data source)."""
     src = prof.get("data", {}).get("source") if isinstance(prof.get("data"), dict) else None
@@ -164,7 +174,7 @@ def schema(prof: dict) -> dict:
         "grid": {"I": SEEDS, "J": SEEDS},
         "targets": (Choice(*settings), names_list), "grid_targets": (Choice(*settings), names_list),
         "methods": ListOf(Choice(*METHODS), nonempty=True),
-        "j_per_method": (Choice(*METHODS), SEEDS),
+        "j_per_method": (Choice(*METHODS), _JCap()),
         "method_params": {m: Optional(rec.params) for m, rec in METHODS.items()},
         "eval": {"batch": BATCH},
     }
@@ -213,14 +223,13 @@ def validate(prof: dict) -> None:
 def planned_rows(prof: dict) -> int:
     """How many rows the designs of ``prof`` plan (counted, not listed: a huge plan is refused
     before it is built)."""
-    jcap = prof.get("j_per_method") or {}
     n = 0
     for design in prof["designs"]:
         cfg = prof[design]
         targets = prof["targets"] if design == "paper" else prof["grid_targets"]
         n_targets = sum(len(ts) for ts in (targets or {}).values())
         for m in prof["methods"]:
-            Jm = min(cfg["J"], jcap.get(m, cfg["J"]))
+            Jm = j_cap(prof, m, design)
             n += n_targets * (Jm + cfg["I"] if design == "paper" else cfg["I"] * Jm)
     return n
 

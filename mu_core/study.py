@@ -145,8 +145,10 @@ def train_all(profile: str | dict, run_dir: str, overrides=(), progress: bool = 
         _, y_test = D.labels(data, ts["dataset"])
         acc = metrics.accuracy(metrics.logits(model, data.test_x, data), y_test, prof["mode"])
         info = store.load_json(tasks.model_path(run_dir, ts["key"])[:-3] + ".json", ts["key"]) or {}
+        made = info.get("computed") or {}
         out.append(dict(dataset=ts["dataset"], train_seed=ts["train_seed"], test_acc=acc,
-                        train_seconds=info.get("train_seconds"), trained_now=trained))
+                        train_seconds=info.get("train_seconds"), trained_now=trained,
+                        commit=made.get("commit"), computed_at=made.get("date")))
     return pd.DataFrame(out).sort_values(["dataset", "train_seed"]).reset_index(drop=True)
 
 

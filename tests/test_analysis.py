@@ -27,7 +27,9 @@ def test_components_with_ci_brackets_the_estimate_and_sees_no_within_variance_fo
     ssd = comp[(comp.method == "ssd") & (comp.metric == "forget_acc")].iloc[0]
     assert ssd.sigma_w2 == 0 and ssd.icc == 1
     text = analysis.components_summary(comp)
-    assert text["icc_det"].startswith("1") and text["n_overstate"].endswith("of 2")
+    ft_p = comp[(comp.method == "finetune") & (comp.metric == "forget_acc")].A_overstates_p.iloc[0]
+    assert text["icc_det"].startswith("1")
+    assert text["n_overstate"] == f"{int(ft_p < 0.05)} of 1 (about 0.1 expected by chance alone)"  # SSD is not tested
 
 
 def test_w2_instances_match_stats_and_carry_a_b_versus_b_baseline():
@@ -107,7 +109,7 @@ def test_modes_summary_reports_the_largest_shift_and_ssds_corrected_range_by_han
     s = analysis.modes_summary(both)
     # SSD: reference mean (10 + 20 + 2 + 2) / 4 = 8.5, corrected (30 + 36 + 1 + 3) / 4 = 17.5: +9.0;
     # Finetune: -10.0, the larger shift
-    assert s["modes_biggest"] == "Finetune (-10.0 points)"
+    assert s["modes_biggest"] == "Finetune on mnist5/sub_class (-10.0 points)"
     assert s["modes_ssd_b_range"] == "2.0 to 6.0"  # ranges 6 (target 7) and 2 (target 8)
 
 
@@ -149,18 +151,108 @@ def test_book_tables_are_one_per_setting_in_method_order_and_never_pool_settings
     from mu_core import notebook
     shown = []
     monkeypatch.setattr("IPython.display.display", lambda styled: shown.append(styled))
-    t = pd.concat([grid_table().assign(design="paper", protocol="B"),
-                   grid_table(seed=1).assign(design="paper", protocol="B", setting="full_class", forget_acc=0.0)])
+    sub_rows = grid_table().assign(design="paper", protocol=lambda d: np.where(d.train_seed == 1, "A", "B"))
+    t = pd.concat([sub_rows, grid_table(seed=1).assign(design="paper", protocol="B", setting="full_class", forget_acc=0.0)])
     notebook.settings_tables(t, ["forget_acc"])
     assert [s.caption.split(":")[0] for s in shown] == ["mnist5/sub_class", "mnist5/full_class"]
     sub, full = (s.data for s in shown)
-    assert list(sub.columns) == ["method", "forget (%)"]  # no pandas index shown
+    assert list(sub.columns) == ["method", "forget (%), A", "forget (%), B"]  # no pandas index; protocols apart
     assert list(sub.method) == ["Finetune", "SSD"]  # the method table's order, the book's names
-    assert sub["forget (%)"].tolist() == pytest.approx(t[t.setting == "sub_class"].groupby("method").forget_acc.mean()[["finetune", "ssd"]].tolist())
-    assert (full["forget (%)"] == 0).all()
+    b = t[(t.setting == "sub_class") & (t.protocol == "B")]
+    assert sub["forget (%), B"].tolist() == pytest.approx(b.groupby("method").forget_acc.mean()[["finetune", "ssd"]].tolist())
+    a = t[(t.setting == "sub_class") & (t.protocol == "A")]
+    assert sub["forget (%), A"].tolist() == pytest.approx(a.groupby("method").forget_acc.mean()[["finetune", "ssd"]].tolist())
+    assert (full["forget (%), B"] == 0).all()
     assert notebook.show(pd.DataFrame({"pair": ["bad_teacher vs ssd"]})).data.pair[0] == "Bad-Teacher vs SSD"
     run = type("Run", (), {"figures": str(tmp_path / "figures")})()
     (tmp_path / "book").mkdir()
     notebook.save_table(t, "results", run, book=str(tmp_path / "book"))
     assert pd.read_csv(tmp_path / "book" / "tables" / "results.csv").shape == t.shape
     assert pd.read_csv(tmp_path / "figures" / "results.csv").shape == t.shape
+
+
+# --- the claims: each verdict flips when the table says otherwise ---------------------------------
+
+def _row(design, protocol, method, s_t, s_u, forget, retain=90.0, setting="sub_class", target="7"):
+    return dict(design=design, protocol=protocol, dataset="mnist5", setting=setting, target=target, method=method,
+                mode="reference", train_seed=s_t, unlearn_seed=s_u, retain_acc=retain, forget_acc=forget,
+                test_acc=80.0, mia=50.0, method_seconds=0.1)
+
+
+def paper_rows(method, a_values, b_values, retain_b=None):
+    rows = [_row("paper", "A", method, 1, 100 + j, v) for j, v in enumerate(a_values)]
+    rows += [_row("paper", "B", method, 100 + i, 100 + i, v, retain=(retain_b or [90.0] * len(b_values))[i])
+             for i, v in enumerate(b_values)]
+    return rows
+
+
+def grid_rows(method, Z, target="3"):
+    return [_row("grid", "grid", method, i + 1, i * Z.shape[1] + j + 1, float(Z[i, j]), retain=float(Z[i, j]), target=target)
+            for i in range(Z.shape[0]) for j in range(Z.shape[1])]
+
+
+def verdict(claims, start):
+    return claims[claims.claim.str.startswith(start)].verdict.tolist()
+
+
+def test_the_vary_claim_flips_with_the_spread_under_b():
+    b = [10.0, 14.0, 18.0, 30.0]
+    varying = pd.DataFrame(paper_rows("ssd", [10.0] * 4, b, retain_b=[90, 91, 92, 93]))
+    assert verdict(analysis.claims(varying), "...yet they vary") == ["holds"]
+    flat = pd.DataFrame(paper_rows("ssd", [10.0] * 4, [10.0] * 4))
+    c = analysis.claims(flat)
+    assert verdict(c, "...yet they vary") == ["does not hold"] and "no spread at all for SSD retain, SSD forget" in c.evidence.iloc[1]
+    assert verdict(c, "SSD and LFSSD are deterministic") == ["by construction"]
+
+
+def test_the_w2_claim_needs_the_largest_distance_and_one_that_stands_out():
+    # SSD: A at 10 (one seed), B spread 20..50: far apart; Finetune: A and B alike
+    ssd = paper_rows("ssd", [10.0] * 4, [20.0, 30.0, 40.0, 50.0])
+    ft = paper_rows("finetune", [30.0, 31.0, 32.0, 33.0], [30.0, 31.0, 32.0, 33.0])
+    assert verdict(analysis.claims(pd.DataFrame(ssd + ft)), "SSD and LFSSD have the largest W2(A, B) (forget") == ["holds"]
+    # the other way round: Finetune's A is far, SSD's A sits in B's distribution
+    ssd2 = paper_rows("ssd", [30.0, 31.0, 32.0, 33.0], [30.0, 31.0, 32.0, 33.0])
+    ft2 = paper_rows("finetune", [10.0] * 4, [20.0, 30.0, 40.0, 50.0])
+    assert verdict(analysis.claims(pd.DataFrame(ssd2 + ft2)), "SSD and LFSSD have the largest W2(A, B) (forget") == ["does not hold"]
+    # SSD largest but below the one-point floor: no verdict either way
+    tiny = paper_rows("ssd", [10.0] * 4, [10.2, 10.4, 10.6, 10.8]) + paper_rows("finetune", [10.0] * 4, [10.0] * 4)
+    assert verdict(analysis.claims(pd.DataFrame(tiny)), "SSD and LFSSD have the largest W2(A, B) (forget") == ["within noise"]
+
+
+def test_the_w2_claim_uses_the_b_versus_b_noise_of_the_grid():
+    rng = np.random.default_rng(0)
+    ssd = paper_rows("ssd", [10.0] * 4, [12.0, 14.0, 16.0, 18.0])  # median W2 about 5 points
+    ft = paper_rows("finetune", [30.0] * 4, [30.0] * 4)
+    quiet = grid_rows("ssd", np.repeat(rng.normal(10, 0.5, (8, 1)), 3, 1)) + grid_rows("finetune", np.full((8, 3), 30.0))
+    loud = grid_rows("ssd", np.repeat(rng.normal(10, 20, (8, 1)), 3, 1)) + grid_rows("finetune", np.full((8, 3), 30.0))
+    start = "SSD and LFSSD have the largest W2(A, B) (forget"
+    assert verdict(analysis.claims(pd.DataFrame(ssd + ft + quiet), n_boot=20), start) == ["holds"]
+    assert verdict(analysis.claims(pd.DataFrame(ssd + ft + loud), n_boot=20), start) == ["within noise"]
+
+
+def test_the_overstatement_claim_is_a_test_not_a_count_of_noisy_seeds():
+    rng = np.random.default_rng(1)
+    base = paper_rows("ssd", [10.0] * 4, [12.0, 14.0, 16.0, 18.0])
+    homogeneous = rng.normal(50, 2, (12, 11))  # some seeds' V_A exceed V_B by chance alone
+    assert (stats.v_a(homogeneous) > stats.anova(homogeneous)["sigma_b2"] + stats.anova(homogeneous)["sigma_w2"]).any()
+    c = analysis.claims(pd.DataFrame(base + grid_rows("finetune", homogeneous)), n_boot=20)
+    assert verdict(c, "A can overstate") == ["does not hold"]
+    one_loud = homogeneous.copy()
+    one_loud[4] = 50 + (one_loud[4] - 50) * 6  # one training seed whose unlearning runs spread far more
+    c = analysis.claims(pd.DataFrame(base + grid_rows("finetune", one_loud)), n_boot=20)
+    assert verdict(c, "A can overstate") == ["holds"]
+    assert analysis.overstatements(stats.components_table(pd.DataFrame(grid_rows("finetune", one_loud))))["n"] >= 1
+
+
+def test_the_sigma_b_claim_reads_the_bootstrap_interval_not_the_point_estimate():
+    rng = np.random.default_rng(2)
+    base = paper_rows("ssd", [10.0] * 4, [12.0, 14.0, 16.0, 18.0])
+    seeds_matter = rng.normal(0, 5, (12, 1)) + rng.normal(50, 1, (12, 11))
+    c = analysis.claims(pd.DataFrame(base + grid_rows("finetune", seeds_matter)), n_boot=100)
+    assert verdict(c, "On average A understates") == ["holds"]
+    no_effect = np.random.default_rng(0).normal(50, 3, (12, 11))  # no seed effect, yet a positive estimate
+    comp = stats.components_table(pd.DataFrame(grid_rows("finetune", no_effect)))
+    assert (comp.sigma_b2 > 0).all()  # the point estimate alone would say "holds"
+    c = analysis.claims(pd.DataFrame(base + grid_rows("finetune", no_effect)), n_boot=100)
+    assert verdict(c, "On average A understates") == ["does not hold"]
+    assert "above 0 in 0 of 2 method-target-metric cases (point estimate above 0 in 2)" in c.evidence.iloc[-1]

@@ -181,3 +181,20 @@ def test_chromium_offline_typesets_math_and_shows_figures(book, page, needs_math
         assert re.search(r"profile smoke, mode reference, data real MNIST digits .*?, computed at commits? \S+.*?; torch \S+",
                          result["text"]), page
         assert all(n <= 10 for n in result["visible_code_lines"]), result["visible_code_lines"]
+
+
+def test_a_smoke_book_states_only_its_own_runs_facts(book):
+    """The executed pages of the smoke build state none of the classroom profile's (or the
+    paper's) design facts as this run's: they are generated from the run and the profile."""
+    src, _ = book
+    for nb in NOTEBOOKS:
+        html = open(src / "_build" / "html" / "book" / "executed" / (nb + ".html")).read()
+        text = re.sub(r"<[^>]+>", " ", html)
+        for phrase in ("eleven protocol", "eleven values", "eleven unlearning", "eleven trained", "4,000",
+                       "classroom analogue", "Classroom analogue", "12 x 11", "SSD's complete forgetting",
+                       "three UNSIR noise", "best spent on many training seeds"):
+            assert phrase not in text, (nb, phrase)
+    claims = open(src / "_build" / "html" / "book" / "executed" / "08_claims.html").read()
+    assert "profile smoke" in claims and "verdicts this run measured hold" in claims
+    fig2 = re.sub(r"<[^>]+>", " ", open(src / "_build" / "html" / "book" / "executed" / "04_figure2.html").read())
+    assert "between the 2 protocol-A values and the 2 protocol-B values" in re.sub(r"\s+", " ", fig2)
