@@ -156,10 +156,13 @@ def table(notebook: str):
     return rows
 
 
-def figure(fig, key: str, run, rows=None) -> list[str]:
+def figure(fig, key: str, run, rows=None, book: str = os.path.join("book", "executed")) -> list[str]:
     """Save ``fig`` as PNG and PDF in the run's figures folder (with the run's profile, mode and
     the commits of ``rows``, the results it draws, in the files' metadata), glue it under ``key``
-    for the book, and close it (so the notebook shows it once, through the glued copy)."""
+    for the book, and close it (so the notebook shows it once, through the glued copy). During a
+    book build (when ``book`` exists) the PDF is copied to ``book/figures/`` for the page's link."""
+    import shutil
+
     import matplotlib.pyplot as plt
     from myst_nb import glue
 
@@ -168,6 +171,10 @@ def figure(fig, key: str, run, rows=None) -> list[str]:
         paths = save(fig, os.path.join(run.figures, key), run.metadata(rows))
     else:
         paths = save(fig, os.path.join(run, key))
+    if os.path.isdir(book):
+        os.makedirs(os.path.join(book, "figures"), exist_ok=True)
+        shutil.copy(paths[1], os.path.join(book, "figures", key + ".pdf"))
+    print(f"figure saved as {paths[0]} and {os.path.basename(paths[1])} beside it")
     glue(key, fig, display=False)
     plt.close("all")
     return paths

@@ -59,7 +59,7 @@ def save(fig, path_without_ext: str, metadata: dict | None = None) -> list[str]:
     os.makedirs(os.path.dirname(path_without_ext) or ".", exist_ok=True)
     out = [f"{path_without_ext}.{ext}" for ext in ("png", "pdf")]
     for p in out:
-        fig.savefig(p, bbox_inches="tight", dpi=150, metadata=metadata)
+        fig.savefig(p, bbox_inches="tight", dpi=200, metadata=metadata)
     return out
 
 
