@@ -185,6 +185,15 @@ STANDS_FOR = {  # the paper's setting that each digit setting stands in for
     "mnist5/sub_class": "CIFAR-20 sub-class"}
 
 
+DATASET_LABELS = {"mnist10": "digits", "mnist5": "digit pairs", "cifar100": "CIFAR-100", "cifar20": "CIFAR-20"}
+
+
+def setting_label(key: str) -> str:
+    """A setting key as a figure names it: 'mnist5/sub_class' -> 'digit pairs, sub-class'."""
+    ds, setting = key.split("/")
+    return f"{DATASET_LABELS.get(ds, ds)}, {setting.replace('_', '-')}"
+
+
 def setting_name(key: str) -> str:
     """A setting as a page names it: the digit settings with the paper's setting they stand for."""
     return f"{key} (for the paper's {STANDS_FOR[key]})" if key in STANDS_FOR else key

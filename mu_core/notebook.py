@@ -175,16 +175,24 @@ def figure(fig, key: str, run, rows=None, book: str = os.path.join("book", "exec
         os.makedirs(os.path.join(book, "figures"), exist_ok=True)
         shutil.copy(paths[1], os.path.join(book, "figures", key + ".pdf"))
     print(f"figure saved as {paths[0]} and {os.path.basename(paths[1])} beside it")
+    from IPython.display import display
+    display(fig, metadata=ECHO)  # for a rerun notebook; the book shows the glued copy
     glue(key, fig, display=False)
     plt.close("all")
     return paths
 
 
+ECHO = {"mu_core": "echo"}  # output metadata: shown when a notebook is rerun, dropped by ``tidy`` for the book
+
+
 def glue_text(**values) -> None:
-    """Glue each keyword as text for the book's captions and prose."""
+    """Glue each keyword as text for the book's captions and prose, and show the values (a
+    rerun notebook's markdown shows only the {glue:text} markup; the book drops this echo)."""
+    from IPython.display import Markdown, display
     from myst_nb import glue
     for k, v in values.items():
         glue(k, str(v), display=False)
+    display(Markdown("\n".join(f"- `{k}`: {v}" for k, v in values.items())), metadata=ECHO)
 
 
 def paper_target(prof: dict, setting: str | None, target: str | None) -> tuple[str, str]:
@@ -270,13 +278,15 @@ def settings_tables(table, metrics, design: str = "paper", digits: int = 1) -> N
 
 def tidy(path: str) -> None:
     """Prepare an executed notebook for the book: papermill's injected-parameters cell removed
-    (the page keeps the notebook's own parameters cell, folded), every code cell's input folded."""
+    (the page keeps the notebook's own parameters cell, folded), every code cell's input folded,
+    and the echoes of glued figures and sentences (``ECHO``, for reruns) dropped."""
     import json
     with open(path) as f:
         nb = json.load(f)
     for cell in nb["cells"]:
         if cell["cell_type"] != "code":
             continue
+        cell["outputs"] = [o for o in cell.get("outputs", []) if o.get("metadata", {}).get("mu_core") != "echo"]
         tags = cell.setdefault("metadata", {}).setdefault("tags", [])
         want = "remove-cell" if "injected-parameters" in tags else "hide-input"
         if want not in tags and "remove-input" not in tags:

@@ -12,8 +12,6 @@ import seaborn as sns
 
 from . import stats
 
-PROTOCOL_LABELS = {"A": "A: one training seed, J unlearning seeds",
-                   "B": "B: I training seeds, one unlearning seed each"}
 NOISE_COLOR = "#d55e00"  # the B-versus-B baseline, wherever it is drawn
 METRIC_LABELS = {"retain_acc": "retain-set accuracy (%)", "forget_acc": "forget-set accuracy (%)",
                  "test_acc": "test accuracy (%)", "mia": "MIA (% of forget set called member)"}
@@ -47,6 +45,14 @@ def target_name(setting_key: str, target) -> str:
     return f"'{t}'"
 
 
+def place(key: str) -> str:
+    """A figure's name for a setting key, or a 'setting target' key: 'mnist5/sub_class 7' ->
+    'digit pairs, sub-class: digit 7'."""
+    from .data import setting_label
+    setting, _, target = key.partition(" ")
+    return setting_label(setting) + (f": {target_name(setting, target)}" if target else "")
+
+
 def style():
     # figures are at most 8 in wide, so that at the book's page width (about 750 px) tick labels
     # stay at 9 pt or more
@@ -70,27 +76,37 @@ def ab_boxplot(table: pd.DataFrame, panels, methods=None, retrain_lines=True):
     ``retrain_lines``: horizontal lines at the 25/50/75 % quantiles of Retrain under B, as in the
     paper's Figure 1.
     """
+    from matplotlib.lines import Line2D
     style()
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.8), squeeze=False)
+    first = stats.select(table, "paper", panels[0][0], panels[0][1])
+    n_a = first[first.protocol == "A"].groupby("method").size().max()
+    n_b = first[first.protocol == "B"].groupby("method").size().max()
+    labels = {"A": f"A: one training seed, {n_a} unlearning seeds",  # this run's I and J, not symbols
+              "B": f"B: {n_b} training seeds, one unlearning seed each"}
     for k, (ax, (setting_key, target, metric)) in enumerate(zip(axes[0], panels)):
         t = stats.select(table, "paper", setting_key, target)
         present = [m for m in method_order(t.method) if len(stats.select(t, "paper", method=m, protocol="A")) > 1]
         order = [m for m in (methods or present) if m in present]  # a single A value is no box
-        t = t[t.method.isin(order)].assign(protocol=lambda d: d.protocol.map(PROTOCOL_LABELS))
+        t = t[t.method.isin(order)].assign(protocol=lambda d: d.protocol.map(labels))
         sns.boxplot(data=t, x="method", y=metric, hue="protocol", order=order,
-                    hue_order=list(PROTOCOL_LABELS.values()), whis=(0, 100), ax=ax, fliersize=0)
+                    hue_order=list(labels.values()), whis=(0, 100), ax=ax, fliersize=0)
         r = stats.select(table, "paper", setting_key, target, "retrain", "B")
         for q, ls in ((0.25, ":"), (0.5, "-"), (0.75, ":")):
             if retrain_lines and len(r):
                 ax.axhline(r[metric].quantile(q), color="black", lw=1, ls=ls)
         ax.set_xlabel("")
         ax.set_ylabel(METRIC_LABELS[metric])
-        where = f"{setting_key}, {target_name(setting_key, target)}"
+        where = place(f"{setting_key} {target}")
         ax.set_title(f"({'abcdefgh'[k]}) {where}" if len(panels) > 1 else where)
         _relabel(ax)
         ax.get_legend().remove()
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=2, bbox_to_anchor=(0.5, -0.08), frameon=False)
+    handles, names = axes[0][0].get_legend_handles_labels()
+    if retrain_lines:
+        handles.append(Line2D([], [], color="black", lw=1))
+        names.append("Retrain under B: median (solid), quartiles (dotted)")
+    fig.legend(handles, names, loc="lower center", ncol=2 if len(handles) < 3 else 1, bbox_to_anchor=(0.5, -0.08 * (1 + (len(handles) > 2))),
+               frameon=False)
     fig.tight_layout()
     return fig
 
@@ -119,7 +135,7 @@ def w2_boxes(w2table: pd.DataFrame, settings=None, noise: pd.DataFrame | None = 
                     if m in nz:
                         ax.hlines(nz[m], i - 0.42, i + 0.42, color=NOISE_COLOR, linestyle=(0, (3, 1.5)), lw=2, zorder=5)
             ax.set_xlabel("")
-            ax.set_ylabel(f"{key}\n$W_2$(A, B) (% points)" if c == 0 else "")
+            ax.set_ylabel(f"{place(key)}\n$W_2$(A, B) (% points)" if c == 0 else "")
             ax.set_title(METRIC_LABELS[metric].replace(" (%)", "") if r == 0 else "")
             if r == len(settings) - 1:
                 _relabel(ax)
@@ -144,6 +160,7 @@ def components_bars(comp: pd.DataFrame, metric: str = "forget_acc"):
     long["component"] = long.component.map({"sigma_b2": r"training seed: $\sigma_b^2 = \mathrm{var}\,E(Z\mid S)$",
                                             "sigma_w2": r"unlearning seed: $\sigma_w^2 = E\,\mathrm{var}(Z\mid S)$"})
     methods = method_order(t.method)
+    long["key"] = long.key.map(place)
     g = sns.catplot(data=long, x="method", y="variance", hue="component", col="key", kind="bar",
                     order=methods, height=3.2, aspect=0.95, sharey=False)
     g.set_axis_labels("", f"variance of {METRIC_LABELS[metric].split(' (')[0]} (%$^2$)")
@@ -160,7 +177,8 @@ def instances_boxes(w2inst: pd.DataFrame):
     style()
     methods = method_order(w2inst.method)
     hue = "comparison" if "comparison" in w2inst and w2inst.comparison.nunique() > 1 else None
-    d = w2inst.assign(metric=w2inst.metric.map(lambda m: METRIC_LABELS[m].split(" accuracy")[0]))
+    d = w2inst.assign(metric=w2inst.metric.map(lambda m: METRIC_LABELS[m].split(" accuracy")[0]),
+                      key=w2inst.key.map(place))
     g = sns.catplot(data=d, x="method", y="w2", col="key", row="metric", kind="box", order=methods,
                     hue=hue, whis=(0, 100), fliersize=0, height=2.9, aspect=0.9, sharey=False, margin_titles=True,
                     **({} if hue else {"color": sns.color_palette("colorblind")[4]}))
@@ -189,7 +207,7 @@ def modes_boxes(both: pd.DataFrame):
                         whis=(0, 100), fliersize=0, ax=ax)
             ax.set_xlabel("")
             ax.set_ylabel(METRIC_LABELS[metric])
-            ax.set_title(key)
+            ax.set_title(place(key))
             _relabel(ax)
             ax.get_legend().remove()
     handles, labels = axes[0][0].get_legend_handles_labels()
@@ -214,7 +232,7 @@ def simulation_figure(a_values, b_values, v_a, v_b, v_a_sample=None):
     style()
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
     d = pd.DataFrame({"Z": list(a_values) + list(b_values),
-                      "protocol": ["A: one training seed"] * len(a_values) + ["B: many training seeds"] * len(b_values)})
+                      "protocol": ["A: one\ntraining seed"] * len(a_values) + ["B: many\ntraining seeds"] * len(b_values)})
     sns.stripplot(data=d, x="protocol", y="Z", ax=axes[0], size=5, jitter=0.15)
     axes[0].set_xlabel("")
     axes[0].set_ylabel("metric $Z$ (%)")
@@ -230,6 +248,6 @@ def simulation_figure(a_values, b_values, v_a, v_b, v_a_sample=None):
     axes[1].axvline(v_b, color="black", lw=2, label=r"$\mathcal{V}_B = \mathrm{var}\,Z$")
     axes[1].set_xlabel(r"variance (%$^2$) over simulated training seeds $s$")
     axes[1].set_ylabel("count")
-    axes[1].legend(frameon=False, fontsize=9)
+    axes[1].legend(frameon=False, fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=1)
     fig.tight_layout()
     return fig

@@ -198,3 +198,23 @@ def test_a_smoke_book_states_only_its_own_runs_facts(book):
     assert "profile smoke" in claims and "verdicts this run measured hold" in claims
     fig2 = re.sub(r"<[^>]+>", " ", open(src / "_build" / "html" / "book" / "executed" / "04_figure2.html").read())
     assert "between the 2 protocol-A values and the 2 protocol-B values" in re.sub(r"\s+", " ", fig2)
+
+
+def test_a_rerun_notebook_shows_its_figure_and_sentences_and_the_book_drops_the_echo(tmp_path):
+    """Rerun with papermill (as a reader would), a notebook shows its figure and its glued values;
+    ``tidy`` (the book build) drops those echoes, since the book shows the glued copies."""
+    import papermill as pm
+
+    from mu_core import notebook
+    out = tmp_path / "sim.ipynb"
+    pm.execute_notebook(os.path.join(ROOT, "notebooks", "07_simulation.ipynb"), str(out), cwd=str(tmp_path),
+                        parameters={"n_seeds": 200}, progress_bar=False, kernel_name="python3")
+    outs = [o for c in json.load(open(out))["cells"] for o in c.get("outputs", [])]
+    echoes = [o for o in outs if o.get("metadata", {}).get("mu_core") == "echo"]
+    assert any("image/png" in o.get("data", {}) for o in echoes)  # the figure itself
+    assert any("sim_frac_over" in "".join(o.get("data", {}).get("text/markdown", "")) for o in echoes)  # its sentences' values
+    assert any("figure saved as" in "".join(o.get("text", "")) for o in outs)  # and where it went
+    notebook.tidy(str(out))
+    outs = [o for c in json.load(open(out))["cells"] for o in c.get("outputs", [])]
+    assert not [o for o in outs if o.get("metadata", {}).get("mu_core") == "echo"]
+    assert [o for o in outs if o.get("metadata", {}).get("scrapbook")]  # the glued copies stay
