@@ -160,7 +160,7 @@ def figure(fig, key: str, run, rows=None, book: str = os.path.join("book", "exec
     """Save ``fig`` as PNG and PDF in the run's figures folder (with the run's profile, mode and
     the commits of ``rows``, the results it draws, in the files' metadata), glue it under ``key``
     for the book, and close it (so the notebook shows it once, through the glued copy). During a
-    book build (when ``book`` exists) the PDF is copied to ``book/figures/`` for the page's link."""
+    book build (when ``book`` exists) both files are copied to ``book/figures/`` for the pages."""
     import shutil
 
     import matplotlib.pyplot as plt
@@ -173,7 +173,8 @@ def figure(fig, key: str, run, rows=None, book: str = os.path.join("book", "exec
         paths = save(fig, os.path.join(run, key))
     if os.path.isdir(book):
         os.makedirs(os.path.join(book, "figures"), exist_ok=True)
-        shutil.copy(paths[1], os.path.join(book, "figures", key + ".pdf"))
+        for path in paths:  # the PDF for the page's link, the PNG for pages that show it again (the landing page)
+            shutil.copy(path, os.path.join(book, "figures", os.path.basename(path)))
     print(f"figure saved as {paths[0]} and {os.path.basename(paths[1])} beside it")
     from IPython.display import display
     display(fig, metadata=ECHO)  # for a rerun notebook; the book shows the glued copy
