@@ -1,0 +1,169 @@
+"""Learning-to-rank groundwork (issue 20): the LETOR reader, the synthetic collection, nDCG@10,
+Plackett-Luce sampling, click models, the PDGD gradient and FPDGD training, each against an
+independent computation."""
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from mu_core import ConfigError
+from mu_core.ltr import data as L
+from mu_core.ltr import fpdgd as F
+
+FIXTURE = """2 qid:10 1:0.5 2:0.0 3:1.0 #docid = GX000-00-0000001 inc = 1 prob = 0.1
+0 qid:10 1:0.1 2:0.3 3:0.0 #docid = GX000-00-0000002 inc = 1 prob = 0.2
+1 qid:10 1:0.9 3:0.2 #docid = GX000-00-0000003
+0 qid:11 1:0.2 2:0.2 3:0.2 #docid = GX000-00-0000004
+0 qid:11 1:0.4 2:nan 3:0.1
+"""
+
+
+@pytest.fixture
+def fixture_file(tmp_path):
+    p = tmp_path / "train.txt"
+    p.write_text(FIXTURE)
+    return str(p)
+
+
+def test_the_letor_reader_follows_the_reference_rules(fixture_file):
+    q10, q11 = L.parse_letor(fixture_file, n_features=3)
+    assert (q10.qid, q11.qid) == ("10", "11")
+    assert q10.labels.tolist() == [2, 0, 1] and q11.labels.tolist() == [0, 0]
+    assert q10.x.tolist() == [[0.5, 0.0, 1.0], [0.1, 0.3, 0.0], [0.9, 0.0, 0.2]]  # a missing feature is 0
+    assert q11.x[1].tolist() == [0.4, 0.0, 0.1]  # NaN is 0
+
+
+@pytest.mark.parametrize("text,words", [
+    ("x qid:1 1:0.5\n", "line 1: the label 'x' is not a number"),
+    ("1 q:1 1:0.5\n", "line 1: the second field must be qid:<id>"),
+    ("1 qid:1 4:0.5\n", "line 1: feature index 4 is outside 1..3"),
+    ("1 qid:1 1:abc\n", "line 1: feature 1 has the value 'abc', not a number"),
+    ("1 qid:1 1:0.5\n0 qid:2 1:0.1\n1 qid:1 1:0.2\n", "line 3: query 1 appears again after other queries"),
+])
+def test_a_bad_letor_line_stops_with_file_line_and_problem(tmp_path, text, words):
+    p = tmp_path / "bad.txt"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=words) as err:
+        L.parse_letor(str(p), n_features=3)
+    assert str(p) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_missing_fold_names_the_files_it_expects(tmp_path):
+    (tmp_path / "Fold1").mkdir()
+    (tmp_path / "Fold1" / "train.txt").write_text(FIXTURE)
+    with pytest.raises(ConfigError, match="Fold1/test.txt.*missing test.txt"):
+        L.load_fold(str(tmp_path), 1, n_features=3)
+
+
+def test_ndcg_at_10_against_a_direct_computation(fixture_file):
+    queries = L.parse_letor(fixture_file, n_features=3)
+    w = np.array([1.0, 0.0, 0.0])  # ranks query 10's documents 3 (rel 1), 1 (rel 2), 2 (rel 0)
+    dcg = (2 ** 1 - 1) / math.log2(2) + (2 ** 2 - 1) / math.log2(3)
+    ideal = (2 ** 2 - 1) / math.log2(2) + (2 ** 1 - 1) / math.log2(3)
+    assert F.ndcg_at_k(queries, w) == pytest.approx(dcg / ideal)  # query 11 (no relevant doc) skipped
+    assert F.ndcg_at_k(queries, np.array([0.0, 0.0, 1.0])) == pytest.approx(1.0)
+
+
+def test_the_synthetic_collection_is_a_function_of_its_seed_and_reads_back(tmp_path):
+    a, b = L.synthetic_collection(3, n_queries=60), L.synthetic_collection(3, n_queries=60)
+    assert all(np.array_equal(x.x, y.x) and np.array_equal(x.labels, y.labels) for x, y in zip(a, b))
+    assert not np.array_equal(a[0].x, L.synthetic_collection(4, n_queries=60)[0].x)
+    labels = np.concatenate([q.labels for q in L.synthetic_collection(0, n_queries=400)])
+    share = np.bincount(labels, minlength=3) / len(labels)
+    assert abs(share[0] - 0.74) < 0.03 and abs(share[2] - 0.07) < 0.03  # close to MQ2007's proportions
+    L.write_synthetic_fold(str(tmp_path), 3, n_queries=60)
+    fold = L.load_fold(str(tmp_path))
+    assert [q.qid for q in fold["train"]] == [q.qid for q in a[:36]]
+    assert np.allclose(fold["test"][0].x, a[48].x, atol=5e-7) and (fold["test"][0].labels == a[48].labels).all()
+
+
+def test_plackett_luce_draws_the_first_document_in_proportion_to_exp_score():
+    s = np.array([2.0, 1.0, 0.0, -1.0])
+    rng = np.random.default_rng(0)
+    first = np.bincount([F.plackett_luce(s, 3, rng)[0] for _ in range(20000)], minlength=4) / 20000
+    assert np.allclose(first, np.exp(s) / np.exp(s).sum(), atol=0.012)
+    # the second given the first: successive sampling without replacement
+    rng = np.random.default_rng(1)
+    draws = [F.plackett_luce(s, 2, rng) for _ in range(20000)]
+    after0 = np.bincount([d[1] for d in draws if d[0] == 0], minlength=4)
+    p = np.exp(s[1:]) / np.exp(s[1:]).sum()
+    assert np.allclose(after0[1:] / after0.sum(), p, atol=0.02)
+    r = F.plackett_luce(s, 10, np.random.default_rng(5))
+    assert sorted(r.tolist()) == [0, 1, 2, 3]  # at most n documents, each once
+
+
+def test_click_models_follow_their_probabilities():
+    rng = np.random.default_rng(0)
+    perfect = np.array([F.clicks(np.array([0, 2, 1, 2]), "perfect", rng) for _ in range(2000)])
+    assert perfect[:, 0].sum() == 0 and perfect[:, 1].all() and perfect[:, 3].all()  # P 0 and 1, no stop
+    assert abs(perfect[:, 2].mean() - 0.5) < 0.04
+    poison = np.array([F.clicks(np.array([0, 2]), "poison", rng) for _ in range(500)])
+    assert poison[:, 0].all() and not poison[:, 1].any()
+    nav = np.array([F.clicks(np.array([2, 2]), "navigational", rng) for _ in range(4000)])
+    # the second position is examined unless the first was clicked and the scan stopped there
+    expect = 0.95 * ((1 - 0.95) + 0.95 * (1 - 0.9))
+    assert abs(nav[:, 1].mean() - expect) < 0.02
+
+
+def _pl_prob(scores, ranking, lo, hi):
+    """P(ranking) over positions lo..hi, written out: each placed document's share of the
+    documents not placed before it."""
+    p, placed = 1.0, set(ranking[:lo].tolist())
+    for i in range(lo, hi + 1):
+        rest = [d for d in range(len(scores)) if d not in placed]
+        p *= math.exp(scores[ranking[i]]) / sum(math.exp(scores[d]) for d in rest)
+        placed.add(int(ranking[i]))
+    return p
+
+
+def test_the_pdgd_gradient_against_a_brute_force_computation():
+    rng = np.random.default_rng(0)
+    x = rng.random((6, 4))
+    scores = rng.normal(size=6)
+    ranking = np.array([3, 0, 5, 1, 2, 4])
+    c = np.array([0, 1, 0, 1, 0, 0])  # clicks at 1 and 3: positions 0..4 observed
+    expect = np.zeros(4)
+    for p, n in itertools.product([1, 3], [0, 2, 4]):
+        a, b = scores[ranking[p]], scores[ranking[n]]
+        pair = math.exp(a) * math.exp(b) / (math.exp(a) + math.exp(b)) ** 2
+        lo, hi = min(p, n), max(p, n)
+        swapped = ranking.copy()
+        swapped[p], swapped[n] = ranking[n], ranking[p]
+        pr, ps = _pl_prob(scores, ranking, lo, hi), _pl_prob(scores, swapped, lo, hi)
+        rho = ps / (pr + ps)
+        expect += pair * rho * (x[ranking[p]] - x[ranking[n]])
+    assert np.allclose(F.pdgd_gradient(x, scores, ranking, c), expect, rtol=1e-10, atol=1e-12)
+    assert not F.pdgd_gradient(x, scores, ranking, np.zeros(6, dtype=int)).any()  # no click, no step
+    assert not F.pdgd_gradient(x, scores, ranking, np.ones(6, dtype=int)).any()  # no negative, no step
+
+
+def _fold(seed=0, n=120):
+    qs = L.synthetic_collection(seed, n_queries=n)
+    return {"train": qs[:3 * n // 5], "test": qs[4 * n // 5:]}
+
+
+SPEC = dict(scenario="clean", click_model="perfect", n_clients=10, n_forget=3, rounds=30, interactions=5, lr=0.1)
+
+
+def test_training_is_a_function_of_its_spec_and_seed_and_learns():
+    fold = _fold()
+    a, b = F.train(fold, SPEC, 1), F.train(fold, SPEC, 1)
+    assert np.array_equal(a["w"], b["w"]) and np.array_equal(a["sent"], b["sent"])
+    assert not np.array_equal(a["w"], F.train(fold, SPEC, 2)["w"])
+    assert F.ndcg_at_k(fold["test"], a["w"]) > a["ndcg"][0] + 0.1  # it learns from simulated clicks
+    assert np.allclose(a["history"][1:], a["sent"].mean(0))  # FedAvg with equal counts: the mean
+    assert [cl.cursor for cl in a["clients"]] == [SPEC["rounds"] * SPEC["interactions"]] * 10
+
+
+def test_scenarios_give_the_forgotten_clients_their_roles():
+    fold = _fold()
+    rng = np.random.default_rng(0)
+    cl = F.make_clients(fold["train"], {**SPEC, "scenario": "data_poison"}, 1, rng)
+    assert [c.click_model for c in cl] == ["poison"] * 3 + ["perfect"] * 7 and not any(c.malicious for c in cl)
+    cl = F.make_clients(fold["train"], {**SPEC, "scenario": "model_poison"}, 1, rng)
+    assert [c.malicious for c in cl] == [True] * 3 + [False] * 7
+    assert sum(len(c.queries) for c in cl) == len(fold["train"]) // 10 * 10  # the remainder is dropped
+    clean = F.ndcg_at_k(fold["test"], F.train(fold, SPEC, 1)["w"])
+    poisoned = F.ndcg_at_k(fold["test"], F.train(fold, {**SPEC, "scenario": "data_poison"}, 1)["w"])
+    assert poisoned < clean  # three clients clicking irrelevant documents pull the ranker down
