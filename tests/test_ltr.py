@@ -1,6 +1,7 @@
 """Learning-to-rank groundwork (issue 20): the LETOR reader, the synthetic collection, nDCG@10,
 Plackett-Luce sampling, click models, the PDGD gradient and FPDGD training, each against an
 independent computation."""
+import copy
 import itertools
 import math
 
@@ -167,3 +168,114 @@ def test_scenarios_give_the_forgotten_clients_their_roles():
     clean = F.ndcg_at_k(fold["test"], F.train(fold, SPEC, 1)["w"])
     poisoned = F.ndcg_at_k(fold["test"], F.train(fold, {**SPEC, "scenario": "data_poison"}, 1)["w"])
     assert poisoned < clean  # three clients clicking irrelevant documents pull the ranker down
+
+
+# --- the five unlearning methods: each one's defining property -----------------------------------
+
+from mu_core.ltr import methods as U  # noqa: E402
+
+SMALL = dict(SPEC, rounds=12)
+
+
+@pytest.fixture(scope="module")
+def trained_poisoned():
+    fold = _fold()
+    spec = {**SMALL, "scenario": "data_poison"}
+    return fold, spec, F.train(fold, spec, 1)
+
+
+def _run(method, trained, fold, spec, mode, seed, p=None):
+    return U.METHODS[method](trained, fold, spec, p or {"calibrate_every": 5}, mode, np.random.default_rng(seed))
+
+
+@pytest.mark.parametrize("mode", ["reference", "corrected"])
+@pytest.mark.parametrize("method", sorted(U.METHODS))
+def test_every_method_is_a_function_of_its_unlearning_seed_and_leaves_the_trained_model_alone(trained_poisoned, method, mode):
+    fold, spec, trained = trained_poisoned
+    before = copy.deepcopy(trained)
+    a, b = _run(method, trained, fold, spec, mode, 7), _run(method, trained, fold, spec, mode, 7)
+    assert np.array_equal(a, b) and np.isfinite(a).all()
+    assert np.array_equal(trained["w"], before["w"]) and [c.cursor for c in trained["clients"]] == [c.cursor for c in before["clients"]]
+    assert trained["clients"][0].rng.bit_generator.state == before["clients"][0].rng.bit_generator.state
+    if method not in U.DETERMINISTIC:
+        assert not np.array_equal(a, _run(method, trained, fold, spec, mode, 8))
+
+
+def test_fed_remove_is_deterministic_and_query_free(trained_poisoned):
+    fold, spec, trained = trained_poisoned
+    w = U.fed_remove(trained, None, spec, {}, "reference", None)  # no data, no generator needed
+    assert np.array_equal(w, trained["sent"][3:, -1].mean(0))
+
+
+def test_retrain_never_sees_the_forgotten_clients(trained_poisoned, monkeypatch):
+    fold, spec, trained = trained_poisoned
+    seen = []
+    real = F.local_update
+    monkeypatch.setattr(F, "local_update", lambda w, cl, *a, **k: seen.append(cl.click_model) or real(w, cl, *a, **k))
+    for mode in ("reference", "corrected"):
+        _run("retrain", trained, fold, spec, mode, 3)
+    assert seen and "poison" not in seen  # data_poison: only the forgotten clients click with Poison
+
+
+def test_reference_fine_tuning_makes_a_full_pass_per_round_and_corrected_does_not(trained_poisoned, monkeypatch):
+    fold, spec, trained = trained_poisoned
+    steps = []
+    real = F.local_update
+    monkeypatch.setattr(F, "local_update", lambda w, cl, n, *a, **k: steps.append(n) or real(w, cl, n, *a, **k))
+    _run("fine_tuning", trained, fold, spec, "reference", 3)
+    n_queries = len(trained["clients"][3].queries)
+    assert set(steps) == {min(spec["rounds"], n_queries)} and len(steps) == 7 * spec["rounds"]
+    steps.clear()
+    _run("fine_tuning", trained, fold, spec, "corrected", 3)
+    assert set(steps) == {spec["interactions"]}
+
+
+def test_corrected_pga_stays_inside_its_ball(monkeypatch):
+    fold = _fold()
+    spec = {**SMALL, "scenario": "model_poison"}
+    trained = F.train(fold, spec, 2)
+    centre, radius = U.pga_reference_ball(trained, spec, np.random.default_rng(5))
+    w = _run("pga", trained, fold, spec, "corrected", 5)
+    assert np.linalg.norm(w - centre) <= radius * (1 + 1e-9)
+    # the ball of Halimi et al. is wide here (twice the reference model's distance to small random
+    # vectors); with a tight one the projection must bite, and reference mode ignores it
+    tight = (trained["w"].copy(), 0.05)
+    monkeypatch.setattr(U, "pga_reference_ball", lambda *a: tight)
+    cor, ref = _run("pga", trained, fold, spec, "corrected", 5), _run("pga", trained, fold, spec, "reference", 5)
+    assert np.linalg.norm(cor - tight[0]) <= 0.05 * (1 + 1e-9) < np.linalg.norm(ref - tight[0])
+
+
+def _toy_history(rounds=7, n_features=2):
+    """A small hand-made history for FedEraser: 4 clients (client 0 forgotten), known weights."""
+    rng = np.random.default_rng(0)
+    history = rng.normal(size=(rounds + 1, n_features))
+    sent = rng.normal(size=(4, rounds, n_features))
+    clients = [F.Client([None], "perfect", False, np.random.default_rng(i)) for i in range(4)]
+    spec = dict(n_clients=4, n_forget=1, rounds=rounds, interactions=5, lr=0.1)
+    return {"w": history[-1] + 1.0, "history": history, "sent": sent, "clients": clients}, spec
+
+
+@pytest.mark.parametrize("mode", ["corrected", "reference"])
+def test_fed_eraser_calibration_by_hand_on_a_small_history(monkeypatch, mode):
+    trained, spec = _toy_history()
+    shift = {1: np.array([1.0, 0.0]), 2: np.array([0.0, 2.0]), 3: np.array([-1.0, 1.0])}
+    # each remaining client's local training moves the weights by its own fixed step
+    monkeypatch.setattr(F, "local_update", lambda w, cl, *a, **k: w + shift[int(cl.rng.bit_generator.seed_seq.entropy)])
+    got = U.fed_eraser(trained, None, spec, {"calibrate_every": 3}, mode, np.random.default_rng(0))
+    hist, sent = trained["history"], trained["sent"]
+    Us = [hist[0], sent[1:, 0].mean(0)]
+    for t in range(1, spec["rounds"]):
+        start = Us[t].copy()
+        if mode == "reference":  # one shared array: client 2 starts where client 1 ended, and so on
+            news = [start + shift[1], start + shift[1] + shift[2], start + shift[1] + shift[2] + shift[3]]
+            start = Us[t] = news[-1]  # and the stored U_t is that array, changed
+        else:
+            news = [start + shift[i] for i in (1, 2, 3)]
+        new = np.mean(news, axis=0)
+        if t % 3 == 0:
+            size = np.linalg.norm(sent[1:, t].mean(0) - hist[t])
+            Us.append(start + size * (new - start) / np.linalg.norm(new - start))
+        else:
+            Us.append(new)
+    want = Us[-1] if mode == "corrected" else trained["w"] + 0.1 * np.sum(Us, axis=0)
+    assert np.allclose(got, want, rtol=1e-12, atol=1e-12)

@@ -143,10 +143,11 @@ def make_clients(train, spec: dict, s_t: int, rng: np.random.Generator) -> list[
 
 
 def local_update(w: np.ndarray, client: Client, n: int, lr: float, rng: np.random.Generator,
-                 sign: float = 1.0, poison_gamma=(1.0, 2.0)) -> np.ndarray:
+                 sign: float = 1.0, poison=(2.0, 1.0, 2.0)) -> np.ndarray:
     """``n`` interactions of one client from ``w`` (a copy is updated): each shows a ranking, draws
-    clicks, computes the PDGD gradient (corrupted for a malicious client: g <- -2 gamma g + mu,
-    gamma ~ U(poison_gamma), mu ~ N(mean g, std g) per entry) and steps ``w += lr * sign * g``."""
+    clicks, computes the PDGD gradient (corrupted for a malicious client: g <- -scale gamma g + mu,
+    gamma ~ U(lo, hi), mu ~ N(mean g, std g) per entry, ``poison = (scale, lo, hi)``; training's is
+    (2, 1, 2)) and steps ``w += lr * sign * g``."""
     w = w.copy()
     for _ in range(n):
         q = client.queries[client.cursor % len(client.queries)]
@@ -156,9 +157,9 @@ def local_update(w: np.ndarray, client: Client, n: int, lr: float, rng: np.rando
         c = clicks(q.labels[ranking], client.click_model, client.rng)
         g = pdgd_gradient(q.x, scores, ranking, c)
         if client.malicious:
-            gamma = rng.uniform(*poison_gamma)
+            gamma = rng.uniform(poison[1], poison[2])
             mu = rng.normal(g.mean(), g.std(), size=g.shape)
-            g = -2.0 * gamma * g + mu
+            g = -poison[0] * gamma * g + mu
         w += lr * sign * g
     return w
 
