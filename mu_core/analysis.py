@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .methods import METHODS
+from .domains import all_methods
 
+METHODS = all_methods()  # every domain's: the analyses take any domain's results table
 DETERMINISTIC = [m for m, rec in METHODS.items() if rec.deterministic]
 
 
@@ -184,7 +185,8 @@ def flips_summary(flips: pd.DataFrame) -> dict:
         return {"flip_any": "0 of 0", "flip_worst_pair": "none", "flip_worst_p": "0"}
     worst = f.sort_values("p_flip", ascending=False, kind="stable").iloc[0]
     return {"flip_any": f"{int((f.p_flip > 0).sum())} of {len(f)}",
-            "flip_worst_pair": f"{worst.pair} ({worst.setting})", "flip_worst_p": f"{worst.p_flip:.2f}"}
+            "flip_worst_pair": f"{' vs '.join(METHODS[m].label for m in worst.pair.split(' vs '))} ({worst.setting})",
+            "flip_worst_p": f"{worst.p_flip:.2f}"}
 
 
 def modes_table(reference: pd.DataFrame, corrected: pd.DataFrame, protocols=("A", "B")) -> pd.DataFrame:

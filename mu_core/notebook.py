@@ -22,7 +22,10 @@ class Overrides:
 
     def __call__(self, field, v):
         from . import profiles
-        profiles.parse_overrides(v)  # raises a ConfigError naming what is wrong
+        try:
+            profiles.parse_overrides(v)
+        except ConfigError as err:  # name the parameter, then what is wrong with it
+            raise ConfigError(f"{field}: {err}") from None
         return v
 
     def allowed(self):
@@ -60,6 +63,8 @@ PARAMETERS = {
     "06_modes": {**RUN, **EXEC,
                  "corrected_run_dir": (lambda: Text(optional=True), None, "None: run_dir + '-corrected'"),
                  "n_targets": REAL(1, 1, "targets per setting rerun in corrected mode", integer=True)},
+    "09_ltr": {**RUN, **EXEC,
+               "ltr_run_dir": (lambda: Text(optional=True), None, "the learning-to-rank run folder; None: run_dir + '-ltr'")},
     "07_simulation": {"sigma_b": REAL(0, 3.0, "spread of the per-seed means (points)"),
                       "sigma_w": REAL(0, 1.5, "typical spread across unlearning seeds (points)"),
                       "tau": REAL(0, 0.8, "how much that spread differs between training seeds"),
@@ -105,11 +110,20 @@ def parameters(namespace: dict, notebook: str) -> types.SimpleNamespace:
     return types.SimpleNamespace(**out)
 
 
-FOLDERS = ("run_dir", "corrected_run_dir")
+FOLDERS = ("run_dir", "corrected_run_dir", "ltr_run_dir")
 
 # The design each figure notebook draws, and the least I and J it can draw it from.
 NEEDS = {"02_unlearn": "paper", "03_figure1": "paper", "04_figure2": "paper", "08_claims": "paper",
-         "06_modes": "paper", "05_beyond": "grid"}
+         "06_modes": "paper", "05_beyond": "grid", "09_ltr": "paper"}
+
+
+def ltr_profile(profile: str) -> tuple[str, bool]:
+    """(learning-to-rank profile, run it here?) for the book's image profile: smoke and classroom
+    builds run their own small study; a paper build reads an existing ltr-paper run (MQ2007 and
+    1,000 rounds are not started inside a book build)."""
+    if profile in ("smoke", "classroom"):
+        return f"ltr-{profile}", True
+    return "ltr-paper", False
 WHAT = {"paper": "protocols A and B", "grid": "the I x J grid of training and unlearning seeds"}
 
 
@@ -242,8 +256,7 @@ def show(df, digits: int = 2, nan: str = "–", caption: str | None = None):
         out = out.copy()
         out.columns = [" ".join(str(c) for c in col if str(c)) for col in out.columns]
     if {"method", "pair"} & set(out.columns):
-        from .methods import METHODS
-        label = lambda m: METHODS[m].label if m in METHODS else m  # noqa: E731
+        from .domains import label
         if "method" in out.columns:
             out = out.assign(method=out.method.map(label))
         if "pair" in out.columns:  # 'finetune vs ssd' -> 'Finetune vs SSD'
@@ -257,8 +270,9 @@ def tables_by(df, by: list, columns: list, digits: int = 2, note: str = "") -> N
     """Display one short table per group of ``by`` (a setting, a target), with ``columns``."""
     from IPython.display import display
     if "method" in df.columns:  # methods in the method table's order
-        from .methods import METHODS
-        df = df.sort_values("method", key=lambda m: m.map(list(METHODS).index), kind="stable")
+        from .domains import all_methods
+        order = list(all_methods())
+        df = df.sort_values("method", key=lambda m: m.map(order.index), kind="stable")
     for key, g in df.groupby(by, sort=False):
         key = key if isinstance(key, tuple) else (key,)
         display(show(g[columns].reset_index(drop=True), digits, caption=" ".join(str(k) for k in key) + note))

@@ -23,7 +23,7 @@ import json
 from collections import defaultdict
 
 from . import data as D
-from . import metrics, models, train
+from . import domains, metrics, models, train
 from .methods import METHODS
 
 
@@ -38,6 +38,16 @@ def code_versions(reference_selection: bool = False) -> dict:
 COLUMNS = ["design", "protocol", "dataset", "setting", "target", "method", "mode", "train_seed",
            "unlearn_seed", "retain_acc", "forget_acc", "test_acc", "mia", "method_seconds", "status",
            "commit", "computed_at"]
+KEYS = COLUMNS[:9]  # what identifies a row, whatever the domain
+TAIL = COLUMNS[13:]  # after the metrics
+
+
+def columns(prof: dict) -> list[str]:
+    """The results table's columns for the profile's domain: its metrics between the row's keys
+    and the timing, status and provenance (the image columns are ``COLUMNS``)."""
+    return KEYS + domains.metrics(prof) + TAIL
+
+
 # columns that differ between two computations of the same result: a timing and when it was computed
 # (every other column is bit-identical across runs, executors and interruptions)
 VOLATILE = ["method_seconds", "computed_at"]
@@ -106,9 +116,25 @@ def train_spec(prof: dict, dataset: str, seed: int) -> dict:
     return {**spec, "key": "train-" + _hash(key_spec)}
 
 
+def model_spec(prof: dict, row: dict) -> dict:
+    """The spec and key of the trained model behind ``row``: an image model depends on its
+    dataset and s_t; a ranker also on its scenario and click model (``ltr.engine.train_spec``)."""
+    if domains.of(prof) == "ltr":
+        from .ltr import engine
+        spec = engine.train_spec(prof, row)
+        return {**spec, "key": "ranker-" + _hash(spec)}
+    return train_spec(prof, row["dataset"], row["train_seed"])
+
+
 def job_spec(prof: dict, row: dict, tkey: str) -> dict:
     """Everything that determines one unlearning job, and its key."""
     m = row["method"]
+    if domains.of(prof) == "ltr":
+        rec = domains.methods(prof)[m]
+        spec = dict(train_key=tkey, setting=row["setting"], target=row["target"], method=m, mode=prof["mode"],
+                    params=prof["method_params"].get(m, {}), unlearn_seed=None if rec.deterministic else row["unlearn_seed"],
+                    versions={"method": rec.version})
+        return {**spec, "key": f"{m}-" + _hash(spec)}
     det = METHODS[m].deterministic
     spec = dict(train_key=tkey, setting=row["setting"], target=row["target"], method=m,
                 mode=prof["mode"], params=prof["method_params"].get(m, {}), eval=prof["eval"],
@@ -123,7 +149,7 @@ def schedule(prof: dict):
     table = rows(prof)
     tspecs, groups, seen = {}, defaultdict(list), set()
     for r in table:
-        ts = train_spec(prof, r["dataset"], r["train_seed"])
+        ts = model_spec(prof, r)
         tspecs[ts["key"]] = ts
         js = job_spec(prof, r, ts["key"])
         r["job"] = js["key"]
@@ -136,8 +162,8 @@ def schedule(prof: dict):
 def chunks(jobs: list[dict], size: int = 48) -> list[list[dict]]:
     """Split one model's jobs into tasks; deterministic methods stay together, so that
     corrected-mode SSD/LFSSD reuse one whole-training-set importance per original model."""
-    det = [j for j in jobs if METHODS[j["method"]].deterministic]
-    rest = [j for j in jobs if not METHODS[j["method"]].deterministic]
+    det = [j for j in jobs if j["unlearn_seed"] is None]  # a deterministic method's job has no s_u
+    rest = [j for j in jobs if j["unlearn_seed"] is not None]
     out = [det] if det else []
     out += [rest[i:i + size] for i in range(0, len(rest), size)]
     return out

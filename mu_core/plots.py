@@ -14,13 +14,15 @@ from . import stats
 
 NOISE_COLOR = "#d55e00"  # the B-versus-B baseline, wherever it is drawn
 METRIC_LABELS = {"retain_acc": "retain-set accuracy (%)", "forget_acc": "forget-set accuracy (%)",
-                 "test_acc": "test accuracy (%)", "mia": "MIA (% of forget set called member)"}
+                 "test_acc": "test accuracy (%)", "mia": "MIA (% of forget set called member)",
+                 "ndcg": "nDCG@10 after unlearning", "ndcg_trained": "nDCG@10 of the trained ranker"}
 
 
 def _methods():
-    """The method table (imported here, not at the top, so that the simulation needs no torch)."""
-    from .methods import METHODS
-    return METHODS
+    """Every domain's method table (imported here, not at the top, so that the simulation needs
+    no torch)."""
+    from .domains import all_methods
+    return all_methods()
 
 
 def method_order(present) -> list:
@@ -40,6 +42,8 @@ def _relabel(ax):
 def target_name(setting_key: str, target) -> str:
     """A forget target as a reader says it: 'digit 7', 'digits 1 and 7', or the CIFAR class."""
     t = str(target)
+    if setting_key.split("/")[0] in ("synthetic", "mq2007"):  # learning to rank: the target is the click model
+        return f"{t} clicks"
     if setting_key.startswith("mnist"):
         return f"digits {t.replace('-', ' and ')}" if "-" in t else f"digit {t}"
     return f"'{t}'"

@@ -14,7 +14,7 @@ import re
 import yaml
 
 from . import data as D
-from . import models
+from . import domains, models
 from .plan import j_cap
 from .checks import Bool, Choice, ListOf, Num, Optional, Text, section
 from .errors import ConfigError
@@ -114,12 +114,17 @@ def _parse(text) -> tuple[str, object]:
     if not isinstance(text, str) or "=" not in text:
         raise ConfigError(f"overrides: {text!r} must look like field=value (e.g. train.epochs.mnist10=5)")
     field, value = text.split("=", 1)
+    if not field.strip():
+        raise ConfigError(f"overrides: {text!r} has no field name before '=' (e.g. train.epochs.mnist10=5)")
     return field.strip(), _yaml(value, f"override {field.strip()}")
 
 
 def set_field(prof: dict, field: str, value) -> None:
     """Set a dotted field that the profile already has; anything else is refused."""
     keys = field.split(".")
+    if keys[0] == "domain":
+        raise ConfigError(f"override {field!r}: domain is fixed by the profile ({prof.get('profile')!r} is a "
+                          f"{domains.of(prof)} profile); choose a profile of another domain instead")
     node = prof
     for i, k in enumerate(keys):
         free = ".".join(keys[:i]) in FREE_KEYS and isinstance(node, dict) and i == len(keys) - 1
@@ -150,13 +155,17 @@ class _JCap:
 
 
 def schema(prof: dict) -> dict:
-    """The fields of a profile and what each allows (settings and datasets by its data source)."""
+    """The fields of a profile and what each allows (settings and datasets by its data source);
+    a learning-to-rank profile's are ``ltr.engine.schema``'s."""
+    if prof.get("domain") == "ltr":
+        from .ltr import engine
+        return engine.schema(SEEDS, SEED, DESIGNS, _JCap())
     src = prof.get("data", {}).get("source") if isinstance(prof.get("data"), dict) else None
     settings = D.SETTINGS.get(src if isinstance(src, str) else None, [s for v in D.SETTINGS.values() for s in v])
     datasets = sorted({s.split("/")[0] for s in settings})
     names_list = ListOf(Text(nonempty=True))
     return {
-        "description": Text(), "profile": Text(),
+        "description": Text(), "profile": Text(), "domain": Optional(Choice(*domains.DOMAINS)),
         "data": {"source": Choice(*D.SETTINGS), "image_size": Optional(Num(1, 28, integer=True)),
                  "root": Optional(Text(optional=True)), "download": Optional(Bool())},
         "model": {"arch": Choice(*models.ARCHS), "hidden": Optional(Num(1, 65_536, integer=True)),
@@ -182,6 +191,10 @@ def schema(prof: dict) -> dict:
 
 def validate(prof: dict) -> None:
     section("", prof, schema(prof))
+    ltr = domains.of(prof) == "ltr"
+    if ltr:
+        from .ltr import engine
+        engine.validate(prof)
     src = prof["data"]["source"]
     if src == "mnist5k" and "image_size" not in prof["data"]:
         raise ConfigError("data.image_size is needed for data.source mnist5k (28, 14 or 7)")
@@ -193,7 +206,7 @@ def validate(prof: dict) -> None:
     for field in ("targets", "grid_targets"):
         for key, targets in prof[field].items():
             ds, setting = key.split("/")
-            for t in targets:
+            for t in targets if not ltr else ():  # a ranker's targets (click models) were checked by the schema
                 D.target_index(ds, setting, t)
             datasets.add(ds)
     if not [d for d in prof["designs"] if prof["targets" if d == "paper" else "grid_targets"]]:
@@ -210,11 +223,11 @@ def validate(prof: dict) -> None:
     if last > SEED.hi:
         raise ConfigError(f"paper seeds run up to {last}, beyond {SEED.hi}; lower paper.a_first_unlearn_seed "
                           f"or paper.b_first_train_seed")
-    for ds in sorted(datasets):
+    for ds in sorted(datasets) if not ltr else ():
         for field in ("epochs", "milestones"):
             if ds not in prof["train"][field]:
                 raise ConfigError(f"train.{field} has no entry for dataset {ds}; add train.{field}.{ds}")
-    for m in prof["methods"]:
+    for m in prof["methods"] if not ltr else ():
         if METHODS[m].params and m not in prof["method_params"]:
             raise ConfigError(f"method_params.{m} is missing; method {m} needs the fields "
                               f"{', '.join(METHODS[m].params)}")

@@ -126,8 +126,13 @@ def load_json(path: str, key: str | None = None, quiet: bool = False):
 
 
 def save_model(path: str, model, key: str) -> None:
+    save_state(path, model.state_dict(), key)
+
+
+def save_state(path: str, state: dict, key: str) -> None:
+    """A dict of tensors (a model's state dict, a ranker's history), tied to ``key``."""
     buf = io.BytesIO()
-    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, buf)
+    torch.save({k: v.cpu() for k, v in state.items()}, buf)
     body = buf.getvalue()
     atomic_write(path, body)
     atomic_write(path + ".sha256", _sha(key.encode() + body).encode())

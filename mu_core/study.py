@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import data as D
-from . import metrics, plan, profiles, provenance, store, tasks
+from . import domains, metrics, plan, profiles, provenance, store, tasks
 from .errors import ConfigError
 
 EXECUTORS = ("auto", "local", "dask")
@@ -57,7 +57,11 @@ def prepare(profile, run_dir: str, overrides=(), executor: str = "auto", schedul
         prof = profiles.load(profile, overrides)
     check_executor(executor, scheduler)
     tasks.resolve_device(prof["device"])
-    D.load(prof["data"])
+    if domains.of(prof) == "ltr":
+        from .ltr import engine
+        engine.load(prof["data"])  # a missing MQ2007 fold stops here, before the folder is claimed
+    else:
+        D.load(prof["data"])
     if scheduler is not None:  # an unreachable scheduler stops the run before the folder is claimed
         from . import dask_executor
         dask_executor.check_scheduler(scheduler)
@@ -109,7 +113,7 @@ def run(profile: str | dict, run_dir: str, overrides=(), executor: str = "auto",
         counts = _execute(prof, run_dir, executor, scheduler, tspecs, todo, bar if progress else None)
     bar.close()
     t1 = time.time()
-    table = assemble(run_dir, rows, {k: v for k, v in stored.items() if v is not None})
+    table = assemble(run_dir, rows, {k: v for k, v in stored.items() if v is not None}, plan.columns(prof))
     write_manifest(prof, run_dir, {"experiments": t1 - t0, "assemble": time.time() - t1}, counts,
                    effective_executor(executor), len(tspecs), table)
     failed = failures(table)
@@ -134,6 +138,9 @@ def train_all(profile: str | dict, run_dir: str, overrides=(), progress: bool = 
               executor: str = "auto", scheduler: str | None = None) -> pd.DataFrame:
     """Stage 1: train (or load) every original model the designs need; their test accuracy."""
     prof = prepare(profile, run_dir, overrides, executor, scheduler)
+    if domains.of(prof) != "images":
+        raise ConfigError(f"train_all (stage 1) trains image models; profile {prof['profile']!r} is a "
+                          f"{domains.of(prof)} profile: run it with study.run (python -m mu_core run)")
     _, tspecs, _ = plan.schedule(prof)
     untrained = {k: [] for k in tspecs if not os.path.exists(tasks.model_path(run_dir, k))}
     if untrained and effective_executor(executor) == "dask":  # train in parallel; the loop below then loads
@@ -152,7 +159,7 @@ def train_all(profile: str | dict, run_dir: str, overrides=(), progress: bool = 
     return pd.DataFrame(out).sort_values(["dataset", "train_seed"]).reset_index(drop=True)
 
 
-def assemble(run_dir: str, rows: list[dict], known: dict | None = None) -> pd.DataFrame:
+def assemble(run_dir: str, rows: list[dict], known: dict | None = None, columns=plan.COLUMNS) -> pd.DataFrame:
     """results.csv from the stored jobs, one row per evaluated model, sorted, written atomically.
     ``known``: results already read, by job key; every other job is read once here (a
     deterministic method's result serves all its rows)."""
@@ -166,8 +173,8 @@ def assemble(run_dir: str, rows: list[dict], known: dict | None = None) -> pd.Da
         made = res.get("computed") or {}
         out.append({**{k: v for k, v in r.items() if k != "job"}, **{k: v for k, v in res.items() if k != "computed"},
                     "commit": made.get("commit"), "computed_at": made.get("date")})
-    table = pd.DataFrame(out, columns=plan.COLUMNS)
-    table = table.sort_values(plan.COLUMNS[:9], kind="stable").reset_index(drop=True)
+    table = pd.DataFrame(out, columns=columns)
+    table = table.sort_values(plan.KEYS, kind="stable").reset_index(drop=True)
     store.atomic_write(os.path.join(run_dir, "results.csv"), table.to_csv(index=False, float_format="%.6g").encode())
     return table
 
@@ -250,7 +257,7 @@ class Run:
         """The provenance line of the results in ``rows`` (a figure's own rows)."""
         v = self.manifest.get("versions", {})
         failed = "" if self.failed is None or not len(self.failed) else f"; {len(self.failed)} row(s) failed (no metrics)"
-        return (f"profile {self.profile['profile']}, mode {self.profile['mode']}, data {D.describe(self.profile['data'])}, "
+        return (f"profile {self.profile['profile']}, mode {self.profile['mode']}, data {domains.describe_data(self.profile)}, "
                 f"{provenance.summary(rows['commit'], rows['computed_at'])}{failed}; "
                 f"torch {v.get('torch')}, numpy {v.get('numpy')}, device {self.manifest.get('device')}, folder {self.run_dir}")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from . import notebook, profiles
+from . import domains, notebook, profiles
 from .methods import METHODS
 
 
@@ -20,8 +20,8 @@ def _flat(node, prefix=""):
 
 
 def method_params() -> str:
-    """Markdown: one row per method parameter, one column per profile."""
-    names = profiles.names()
+    """Markdown: one row per method parameter, one column per image profile."""
+    names = [n for n in profiles.names() if domains.of(profiles.load(n)) == "images"]
     profs = {n: profiles.load(n) for n in names}
     lines = ["| method | parameter | " + " | ".join(f"`{n}`" for n in names) + " |",
              "| --- | --- | " + " | ".join("---" for _ in names) + " |"]
@@ -57,7 +57,7 @@ def paper_cost() -> str:
              "| --- | --- | --- | --- | --- |"]
     for name in profiles.names():
         prof = profiles.load(name)
-        if prof["model"]["arch"] != "resnet18":
+        if domains.of(prof) != "images" or prof["model"]["arch"] != "resnet18":
             continue
         _, tspecs, groups = plan.schedule(prof)
         images = plan.training_images(prof, D.CIFAR_SIZES)

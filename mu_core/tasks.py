@@ -111,8 +111,31 @@ def _train(model, spec, path, data, device, show_epochs):
 
 def train_one(prof: dict, run_dir: str, tspec: dict) -> int:
     """Task: train (or find) one original model. Returns 1 if it was trained now."""
+    return int(_model_and_compute(prof, run_dir, tspec)[1])
+
+
+def _model_and_compute(prof, run_dir, tspec, show_epochs=False):
+    """(original model, trained now?, a function computing one job's result) in this process,
+    for the profile's domain: an image model and ``run_job``, or a ranker and ``ltr.engine.run_job``."""
+    if tspec.get("domain") == "ltr":
+        from .ltr import engine
+        from .ltr.fpdgd import ndcg_at_k
+        setup(prof, torch.device("cpu"))
+        data = engine.load(prof["data"])
+        ranker, trained = engine.trained_ranker(tspec, run_dir, data, model_path, model_info)
+        before = ndcg_at_k(data["test"], ranker["w"])
+        return ranker, trained, lambda job: engine.run_job(ranker, data, tspec, {**job, "mode": prof["mode"]}, before)
     device, data = context(prof)
-    return int(original_model(tspec, run_dir, data, device)[1])
+    model, trained = original_model(tspec, run_dir, data, device, show_epochs=show_epochs)
+    splits = {}
+    ctx = M.Context(prof["mode"], tspec["recipe"], prof["model"])
+
+    def compute(job):
+        st = (job["setting"], job["target"])
+        if st not in splits:
+            splits[st] = D.make_split(data, tspec["dataset"], *st)
+        return run_job(model, splits[st], job, ctx, device)
+    return model, trained, compute
 
 
 def stored_result(run_dir: str, key: str, quiet: bool = False):
@@ -128,19 +151,13 @@ def run_jobs(prof: dict, run_dir: str, tspec: dict, jobs: list[dict], *, after=N
     model's training task); ``bar``: a progress bar advanced per job. Returns the counts of
     what was computed here.
     """
-    device, data = context(prof)
-    model, trained = original_model(tspec, run_dir, data, device, show_epochs=bar is not None)
-    splits = {}
-    ctx = M.Context(prof["mode"], tspec["recipe"], prof["model"])
+    _, trained, compute = _model_and_compute(prof, run_dir, tspec, show_epochs=bar is not None)
     done = 0
     for job in jobs:
         if stored_result(run_dir, job["key"]) is None:
             with store.Lock(os.path.join(run_dir, "locks", job["key"])):
                 if stored_result(run_dir, job["key"], quiet=True) is None:
-                    st = (job["setting"], job["target"])
-                    if st not in splits:
-                        splits[st] = D.make_split(data, tspec["dataset"], *st)
-                    result = run_job(model, splits[st], job, ctx, device)
+                    result = compute(job)
                     store.save_json(job_path(run_dir, job["key"]), result, job["key"])
                     done += 1
         if bar is not None:

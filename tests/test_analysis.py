@@ -69,7 +69,7 @@ def test_rank_flips_are_stats_rank_flip_for_each_pair():
     assert list(flips.pair) == ["finetune vs ssd"]
     Z1, Z2 = (stats.grid_matrix(t, m, "mnist5/sub_class", "7", "forget_acc") for m in ("finetune", "ssd"))
     assert flips.p_flip.iloc[0] == stats.rank_flip(Z1, Z2)
-    assert analysis.flips_summary(flips)["flip_worst_pair"].startswith("finetune vs ssd")
+    assert analysis.flips_summary(flips)["flip_worst_pair"].startswith("Finetune vs SSD")
 
 
 @pytest.mark.parametrize("I,J", [(12, 11), (6, 3)])

@@ -149,7 +149,7 @@ SPEC = dict(scenario="clean", click_model="perfect", n_clients=10, n_forget=3, r
 
 def test_training_is_a_function_of_its_spec_and_seed_and_learns():
     fold = _fold()
-    a, b = F.train(fold, SPEC, 1), F.train(fold, SPEC, 1)
+    a, b = F.train(fold, SPEC, 1, track=True), F.train(fold, SPEC, 1)
     assert np.array_equal(a["w"], b["w"]) and np.array_equal(a["sent"], b["sent"])
     assert not np.array_equal(a["w"], F.train(fold, SPEC, 2)["w"])
     assert F.ndcg_at_k(fold["test"], a["w"]) > a["ndcg"][0] + 0.1  # it learns from simulated clicks
@@ -279,3 +279,83 @@ def test_fed_eraser_calibration_by_hand_on_a_small_history(monkeypatch, mode):
             Us.append(new)
     want = Us[-1] if mode == "corrected" else trained["w"] + 0.1 * np.sum(Us, axis=0)
     assert np.allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+# --- through the engine: planned, cached, resumable, distributable like the image jobs ---------------
+
+import json  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+import pandas as pd  # noqa: E402
+
+from mu_core import plan, profiles, store, study  # noqa: E402
+
+TINY = {"data.n_queries": 100, "train.rounds": 4, "designs": ["paper"], "paper.I": 2, "paper.J": 2,
+        "targets": {"synthetic/data_poison": ["navigational"]}, "grid_targets": {}}
+
+
+@pytest.fixture(scope="module")
+def ltr_run(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("ltr"))
+    return d, study.run("ltr-classroom", d, TINY, executor="local", progress=False)
+
+
+def test_an_ltr_run_writes_its_domains_columns_and_a_cached_rerun_computes_nothing(ltr_run):
+    d, fin = ltr_run
+    t = fin.table
+    assert list(t.columns) == plan.KEYS + ["ndcg", "ndcg_trained"] + plan.TAIL
+    assert (t.status == "ok").all() and t.ndcg.between(0, 1).all() and len(t) == 5 * (2 + 2)
+    fr = t[t.method == "fed_remove"]
+    assert fr.groupby("train_seed").ndcg.nunique().eq(1).all()  # deterministic: one value per ranker
+    assert fin.computed == {"trained": 3, "jobs": 4 * 2 + 4 * 2 + 1 + 2}  # 3 rankers; fed_remove once per ranker
+    again = study.run("ltr-classroom", d, TINY, executor="local", progress=False)
+    assert again.computed == {"trained": 0, "jobs": 0}
+    pd.testing.assert_frame_equal(again.table, t)
+    run = study.open_run(d)
+    assert "a synthetic MQ2007-like collection (not MQ2007: 100 queries generated from seed 0)" in run.provenance
+    assert len(run.train_seconds) == 3
+
+
+def test_an_ltr_job_is_the_same_first_in_a_fresh_process_and_after_a_lost_result(ltr_run, tmp_path):
+    d, fin = ltr_run
+    victim = sorted(n for n in os.listdir(os.path.join(d, "jobs")) if n.startswith("pga-"))[0]
+    before = store.load_json(os.path.join(d, "jobs", victim), victim[:-5])
+    os.remove(os.path.join(d, "jobs", victim))
+    code = ("import sys, json; from mu_core import study; "
+            f"f = study.run('ltr-classroom', {d!r}, {TINY!r}, executor='local', progress=False); print(json.dumps(f.computed))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out.strip().splitlines()[-1]) == {"trained": 0, "jobs": 1}
+    after = store.load_json(os.path.join(d, "jobs", victim), victim[:-5])
+    for k in ("ndcg", "ndcg_trained", "status"):
+        assert after[k] == before[k]  # bit for bit: a function of the stored ranker and s_u alone
+
+
+def test_the_dask_executor_gives_the_local_ltr_table(ltr_run, tmp_path):
+    d, fin = ltr_run
+    other = study.run("ltr-classroom", str(tmp_path / "dask"), TINY, executor="dask", progress=False).table
+    cols = [c for c in other.columns if c not in plan.VOLATILE]
+    pd.testing.assert_frame_equal(other[cols], fin.table[cols])
+
+
+@pytest.mark.parametrize("override,words", [
+    ({"targets": {"synthetic/flooding": ["perfect"]}}, "targets 'synthetic/flooding' is unknown"),
+    ({"targets": {"synthetic/clean": ["lazy"]}}, "targets.synthetic/clean 'lazy' is unknown; allowed: perfect, navigational, informational"),
+    ({"methods": ["retrain", "unsir"]}, "methods 'unsir' is unknown; allowed: retrain, fed_remove"),
+    ({"train.n_forget": 10}, "train.n_forget (10) must be below train.n_clients (10)"),
+    ({"train.rounds": 0}, "train.rounds must be an integer >= 1"),
+    ({"method_params.fed_eraser.calibrate_every": 0}, "method_params.fed_eraser.calibrate_every must be an integer >= 1"),
+])
+def test_bad_ltr_input_is_one_line_before_any_work(override, words):
+    with pytest.raises(ConfigError) as err:
+        profiles.load("ltr-classroom", override)
+    assert words in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_paper_profile_names_the_mq2007_files_it_needs_before_claiming_a_folder(tmp_path):
+    with pytest.raises(ConfigError, match="data.root is not set: set it to your MQ2007 folder"):
+        study.run("ltr-paper", str(tmp_path / "r"), progress=False)
+    with pytest.raises(ConfigError, match="Fold1/train.txt.*missing train.txt, test.txt"):
+        study.run("ltr-paper", str(tmp_path / "r"), {"data.root": str(tmp_path)}, progress=False)
+    assert not (tmp_path / "r").exists()

@@ -1,0 +1,58 @@
+"""The domains the engine runs (a profile's ``domain``), and the few facts it asks of each: the
+metric columns of its results, its methods, how a page names its data.
+
+``images`` (the paper's study; the default) lives in the package's top-level modules; ``ltr``
+(federated online learning-to-rank) in ``mu_core.ltr``. The planner, store, executors, statistics
+and plots take metric names and never a domain's internals.
+"""
+from __future__ import annotations
+
+DOMAINS = ("images", "ltr")
+IMAGE_METRICS = ["retain_acc", "forget_acc", "test_acc", "mia"]
+
+
+def of(prof: dict) -> str:
+    return prof.get("domain", "images")
+
+
+def metrics(prof: dict) -> list[str]:
+    """The metric columns of the domain's results, in table order."""
+    if of(prof) == "ltr":
+        from .ltr import engine
+        return engine.METRICS
+    return IMAGE_METRICS
+
+
+def methods(prof: dict) -> dict:
+    """The method table of the profile's domain (``methods.Method`` records)."""
+    if of(prof) == "ltr":
+        from .ltr import engine
+        return engine.METHODS
+    from .methods import METHODS
+    return METHODS
+
+
+def all_methods() -> dict:
+    """Every domain's methods in one table, in table order (images first; a name two domains
+    share, Retrain, is one row): for labels and orders on pages that show any domain's results."""
+    from .ltr.engine import METHODS as LTR
+    from .methods import METHODS
+    return {**METHODS, **{m: rec for m, rec in LTR.items() if m not in METHODS}}
+
+
+def label(method: str) -> str:
+    """A method as pages name it, whatever its domain."""
+    rec = all_methods().get(method)
+    return rec.label if rec else method
+
+
+def describe_data(prof: dict) -> str:
+    """The data a profile reads, as a page names them (real or synthetic)."""
+    d = prof["data"]
+    if of(prof) == "ltr":
+        if d["source"] == "synthetic":
+            return (f"a synthetic MQ2007-like collection (not MQ2007: {d['n_queries']:,} queries generated from "
+                    f"seed {d['seed']})")
+        return f"real MQ2007, fold {d.get('fold') or 1}"
+    from . import data as D
+    return D.describe(d)

@@ -1,0 +1,178 @@
+"""The learning-to-rank domain as the engine sees it: its profile schema, its data, what
+determines a trained ranker (its spec and key), storing and loading one, and one unlearning job.
+
+Rows of the results table map as: ``dataset`` = the collection (``synthetic`` or ``mq2007``),
+``setting`` = the scenario (``clean``, ``data_poison``, ``model_poison``), ``target`` = the click
+model (``perfect``, ``navigational``, ``informational``). Unlike an image model, a ranker depends
+on its scenario and click model, so each (setting, target) trains its own rankers.
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from .. import provenance, store
+from ..checks import Choice, ListOf, Num, Optional, Text
+from ..errors import ConfigError
+from ..methods import Method
+from . import data as L
+from . import fpdgd as F
+from . import methods as U
+
+LTR_VERSION = 1   # bump when FPDGD training, the click models or nDCG change what they compute
+DATA_VERSION = 1  # bump when the LETOR reader or the synthetic collection change what they give
+COLLECTIONS = ("synthetic", "mq2007")
+CLICK_MODELS = ("perfect", "navigational", "informational")
+METRICS = ["ndcg", "ndcg_trained"]
+
+METHODS = {
+    "retrain": Method(U.retrain, "Retrain", False, 1, {}),
+    "fed_remove": Method(U.fed_remove, "FedRemove", True, 1, {}),
+    "fed_eraser": Method(U.fed_eraser, "FedEraser", False, 1, {"calibrate_every": Num(1, 10**6, integer=True)}),
+    "fine_tuning": Method(U.fine_tuning, "Fine-tuning", False, 1, {}),
+    "pga": Method(U.pga, "PGA", False, 1, {}),
+}
+
+
+def settings() -> list[str]:
+    return [f"{c}/{s}" for c in COLLECTIONS for s in F.SCENARIOS]
+
+
+def schema(seeds, seed, designs, jcap) -> dict:
+    """The fields of a learning-to-rank profile (the engine's parts passed in by ``profiles``)."""
+    names = ListOf(Choice(*CLICK_MODELS))
+    return {
+        "description": Text(), "profile": Text(), "domain": Choice("images", "ltr"),
+        "data": {"source": Choice(*COLLECTIONS), "seed": Optional(seed), "n_queries": Optional(Num(25, 100_000, integer=True)),
+                 "root": Optional(Text(optional=True)), "fold": Optional(Num(1, 5, integer=True))},
+        "mode": Choice("reference", "corrected"), "deterministic": Choice(False), "device": Choice("cpu"),
+        "train": {"n_clients": Num(2, 1000, integer=True), "n_forget": Num(1, 999, integer=True),
+                  "rounds": Num(1, 100_000, integer=True), "interactions": Num(1, 10_000, integer=True),
+                  "lr": Num(0, lo_open=True)},
+        "designs": ListOf(Choice(*designs), nonempty=True),
+        "paper": {"I": seeds, "J": seeds, "a_train_seed": seed, "a_first_unlearn_seed": seed, "b_first_train_seed": seed},
+        "grid": {"I": seeds, "J": seeds},
+        "targets": (Choice(*settings()), names), "grid_targets": (Choice(*settings()), names),
+        "methods": ListOf(Choice(*METHODS), nonempty=True),
+        "j_per_method": (Choice(*METHODS), jcap),
+        "method_params": {m: Optional(rec.params) for m, rec in METHODS.items()},
+        "eval": {},
+    }
+
+
+def validate(prof: dict) -> None:
+    t = prof["train"]
+    if t["n_forget"] >= t["n_clients"]:
+        raise ConfigError(f"train.n_forget ({t['n_forget']}) must be below train.n_clients ({t['n_clients']}): "
+                          f"some clients must remain")
+    src = prof["data"]["source"]
+    for field in ("targets", "grid_targets"):
+        for key in prof[field]:
+            if key.split("/")[0] != src:
+                raise ConfigError(f"{field} {key!r} names collection {key.split('/')[0]!r}, but data.source is {src!r}")
+    if src == "synthetic" and not {"seed", "n_queries"} <= set(prof["data"]):
+        raise ConfigError("data.seed and data.n_queries are needed for data.source synthetic")
+    for m in prof["methods"]:
+        if METHODS[m].params and m not in prof["method_params"]:
+            raise ConfigError(f"method_params.{m} is missing; method {m} needs the fields {', '.join(METHODS[m].params)}")
+
+
+@functools.lru_cache(maxsize=4)
+def _load(source, seed, n_queries, root, fold):
+    if source == "synthetic":
+        # written in the LETOR format and read back by the same reader a real MQ2007 fold goes through
+        with tempfile.TemporaryDirectory() as d:
+            L.write_synthetic_fold(d, seed, n_queries, fold or 1)
+            return L.load_fold(d, fold or 1)
+    if not root:
+        raise ConfigError(f"data.root is not set: set it to your MQ2007 folder, the one holding Fold{fold or 1}/train.txt "
+                          f"and Fold{fold or 1}/test.txt (--set data.root=PATH)")
+    return L.load_fold(root, fold or 1)
+
+
+def load(data_cfg: dict) -> dict:
+    """{'train': [...], 'test': [...]} of the profile's collection (once per process)."""
+    return _load(data_cfg["source"], data_cfg.get("seed"), data_cfg.get("n_queries"), data_cfg.get("root"),
+                 data_cfg.get("fold"))
+
+
+def train_spec(prof: dict, row: dict) -> dict:
+    """Everything that determines one trained ranker (its key covers them)."""
+    data = {k: v for k, v in prof["data"].items() if k != "root"}  # where MQ2007 lives changes nothing
+    return dict(domain="ltr", data=data, dataset=row["dataset"], scenario=row["setting"], click_model=row["target"],
+                train=prof["train"], train_seed=row["train_seed"],
+                versions={"ltr": LTR_VERSION, "data": DATA_VERSION})
+
+
+def fit_spec(tspec: dict) -> dict:
+    """The spec ``fpdgd.train`` and the methods read."""
+    return {**tspec["train"], "scenario": tspec["scenario"], "click_model": tspec["click_model"]}
+
+
+def _save(path, key, trained, seconds):
+    cl = trained["clients"]
+    state = {"w": trained["w"], "history": trained["history"], "sent": trained["sent"],
+             "cursors": np.array([c.cursor for c in cl])}
+    store.save_state(path, {k: torch.from_numpy(np.asarray(v)) for k, v in state.items()}, key)
+    store.save_json(path[:-3] + ".json", {
+        "train_seconds": seconds, "computed": provenance.stamp("cpu"),
+        "clients": [{"queries": [q.qid for q in c.queries], "click_model": c.click_model, "malicious": c.malicious,
+                     "rng": c.rng.bit_generator.state} for c in cl]}, key)
+
+
+def _restore(state, info, data):
+    by_qid = {q.qid: q for q in data["train"]}
+    clients = []
+    for c, cursor in zip(info["clients"], state["cursors"].tolist()):
+        rng = np.random.default_rng()
+        rng.bit_generator.state = c["rng"]
+        clients.append(F.Client([by_qid[q] for q in c["queries"]], c["click_model"], c["malicious"], rng, cursor))
+    return {"w": state["w"].numpy(), "history": state["history"].numpy(), "sent": state["sent"].numpy(),
+            "clients": clients}
+
+
+def trained_ranker(tspec: dict, run_dir: str, data: dict, model_path, model_info):
+    """(trained ranker, trained now?): from the store, or trained now and stored (under its lock)."""
+    key = tspec["key"]
+    path = model_path(run_dir, key)
+
+    def stored():
+        info = model_info(run_dir, key)
+        state = store.load_model_state(path, key) if info is not None else None
+        return None if state is None else _restore(state, info, data)
+
+    trained = stored()
+    if trained is not None:
+        return trained, False
+    with store.Lock(path + ".lock"):
+        trained = stored()
+        if trained is not None:
+            return trained, False
+        t0 = time.perf_counter()
+        trained = F.train(data, fit_spec(tspec), tspec["train_seed"])
+        _save(path, key, trained, time.perf_counter() - t0)
+        return trained, True
+
+
+def run_job(trained: dict, data: dict, tspec: dict, job: dict, ndcg_trained: float) -> dict:
+    """One unlearning job: the method on a copy of the trained ranker with its s_u generator,
+    then the test nDCG@10 of the result beside the trained ranker's."""
+    gen = np.random.default_rng(job["unlearn_seed"] or 0)
+    t0 = time.perf_counter()
+    w = METHODS[job["method"]].fn(copy.copy(trained), data, fit_spec(tspec), job["params"], job["mode"], gen)
+    seconds = time.perf_counter() - t0
+    out = {"status": "ok", "ndcg": F.ndcg_at_k(data["test"], w), "ndcg_trained": ndcg_trained}
+    if not np.isfinite(w).all():
+        out = {"status": "failed: non-finite ranker weights", "ndcg": None, "ndcg_trained": ndcg_trained}
+    return {**out, "method_seconds": seconds, "computed": provenance.stamp("cpu")}
+
+
+def check_data(data_cfg: dict) -> None:
+    """Load the collection now (a missing MQ2007 fold stops the run before its folder is claimed)."""
+    load(data_cfg)
+
