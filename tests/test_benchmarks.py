@@ -103,3 +103,17 @@ def test_step_floor_times_the_same_computation_as_fit(tmp_path):
 def test_step_floor_needs_the_time_log_with_a_run():
     proc = _floor("--run", "somewhere", timeout=120)
     assert proc.returncode == 2 and "--run and --time-log go together" in proc.stderr
+
+
+def test_the_ltr_benchmark_measures_both_loops_and_projects_the_paper_grid():
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "ltr.py"), "--smoke"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line.strip("| ").split(" | ") for line in proc.stdout.splitlines()
+            if line.startswith("| ") and not line.startswith(("| path", "| ---"))]
+    assert [r[0] for r in rows] == ["reference style (one interaction at a time, pair loop)", "mu_core.ltr.fpdgd"]
+    total = float(re.search(r"paper grid: ([\d.,]+) M interactions", proc.stdout)[1].replace(",", ""))
+    parts = [float(v) for v in re.findall(r"(?:training|retrain|fed_remove|fed_eraser|fine_tuning|pga) ([\d.]+) M", proc.stdout)]
+    assert len(parts) == 6 and abs(sum(parts) - total) < 0.2
+    for name, r, hours in rows:  # hours = interactions / rate / cores
+        assert abs(float(hours.replace(",", "")) - total * 1e6 / float(r.replace(",", "")) / (os.cpu_count() or 1) / 3600) < 0.1
