@@ -16,6 +16,15 @@ def main(argv=None):
     t.add_argument("--out", default="book/generated")
     td = sub.add_parser("tidy", help="fold code and drop papermill's injected cell in executed notebooks")
     td.add_argument("notebooks", nargs="+")
+    a = sub.add_parser("analyse", help="the statistics (W2, variance components, ICC, rank flips, seed budget) "
+                                       "of any results table")
+    a.add_argument("table")
+    a.add_argument("--out", required=True, help="the folder for the tables, figures and summary")
+    a.add_argument("--column", action="append", default=[], metavar="OURS=THEIRS",
+                   help="map a column: method, train_seed, unlearn_seed, dataset, setting, target, protocol; repeatable")
+    a.add_argument("--metrics", default=None, help="metric columns, comma-separated (default: every other numeric column)")
+    a.add_argument("--train-seconds", type=float, default=None,
+                   help="cost of training one model, for the seed budget (with the table's method_seconds)")
     r = sub.add_parser("run", help="run a profile's designs and write results.csv")
     r.add_argument("--profile", required=True)
     r.add_argument("--run-dir", required=True)
@@ -36,6 +45,15 @@ def main(argv=None):
             from . import notebook
             for path in args.notebooks:
                 notebook.tidy(path)
+            return 0
+        if args.command == "analyse":
+            from . import external
+            cols = dict(c.split("=", 1) for c in args.column if "=" in c)
+            if len(cols) != len(args.column):
+                raise ConfigError(f"--column takes OURS=THEIRS (e.g. --column method=algorithm), got {args.column!r}")
+            written = external.analyse(args.table, args.out, cols, args.metrics.split(",") if args.metrics else None,
+                                       args.train_seconds)
+            print(open(written["summary"]).read().strip())
             return 0
         if args.command == "tables":
             from . import tables

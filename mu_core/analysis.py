@@ -9,10 +9,16 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .domains import all_methods
+from .domains import all_methods, label
 
 METHODS = all_methods()  # every domain's: the analyses take any domain's results table
 DETERMINISTIC = [m for m, rec in METHODS.items() if rec.deterministic]
+
+
+def methods_in(table: pd.DataFrame) -> list[str]:
+    """The methods of ``table`` (Original aside) in the method table's order, a user's own after."""
+    known = [m for m in METHODS if m in set(table.method)]
+    return [m for m in known + sorted(set(table.method) - set(METHODS)) if m != "original"]
 
 
 def grid_keys(table: pd.DataFrame) -> list[tuple[str, str]]:
@@ -39,8 +45,8 @@ def w2_instances(table: pd.DataFrame, n_b: int = 50, seed: int = 0,
     and beside it the B-versus-B baseline: W2 between two independent B instances (sampling noise)."""
     out = []
     for key, target in grid_keys(table):
-        for method in METHODS:
-            if method == "original" or stats.select(table, "grid", key, target, method).empty:
+        for method in methods_in(table):
+            if stats.select(table, "grid", key, target, method).empty:
                 continue
             for metric in metrics:
                 Z = stats.grid_matrix(table, method, key, target, metric)
@@ -63,8 +69,8 @@ def b_noise(table: pd.DataFrame, n: int = 200, seed: int = 0, metrics=("retain_a
     out = []
     for key, target in grid_keys(table):
         ds, setting = key.split("/")
-        for method in METHODS:
-            if method == "original" or stats.select(table, "grid", key, target, method).empty:
+        for method in methods_in(table):
+            if stats.select(table, "grid", key, target, method).empty:
                 continue
             for metric in metrics:
                 Z = stats.grid_matrix(table, method, key, target, metric)
@@ -103,7 +109,7 @@ def rank_flips(table: pd.DataFrame, metric: str = "forget_acc") -> pd.DataFrame:
     methods (Original aside) on every grid target."""
     out = []
     for key, target in grid_keys(table):
-        present = [m for m in METHODS if m != "original" and not stats.select(table, "grid", key, target, m).empty]
+        present = [m for m in methods_in(table) if not stats.select(table, "grid", key, target, m).empty]
         for i, m1 in enumerate(present):
             for m2 in present[i + 1:]:
                 Z1 = stats.grid_matrix(table, m1, key, target, metric)
@@ -185,7 +191,7 @@ def flips_summary(flips: pd.DataFrame) -> dict:
         return {"flip_any": "0 of 0", "flip_worst_pair": "none", "flip_worst_p": "0"}
     worst = f.sort_values("p_flip", ascending=False, kind="stable").iloc[0]
     return {"flip_any": f"{int((f.p_flip > 0).sum())} of {len(f)}",
-            "flip_worst_pair": f"{' vs '.join(METHODS[m].label for m in worst.pair.split(' vs '))} ({worst.setting})",
+            "flip_worst_pair": f"{' vs '.join(label(m) for m in worst.pair.split(' vs '))} ({worst.setting})",
             "flip_worst_p": f"{worst.p_flip:.2f}"}
 
 

@@ -26,8 +26,10 @@ def _methods():
 
 
 def method_order(present) -> list:
-    """The methods of ``present`` in the method table's order."""
-    return [m for m in _methods() if m in set(present)]
+    """The methods of ``present`` in the method table's order (others, from a user's own table,
+    after them in name order)."""
+    known = _methods()
+    return [m for m in known if m in set(present)] + sorted(set(present) - set(known))
 
 
 def _relabel(ax):
@@ -82,7 +84,12 @@ def ab_boxplot(table: pd.DataFrame, panels, methods=None, retrain_lines=True):
     """
     from matplotlib.lines import Line2D
     style()
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.8), squeeze=False)
+    ncols = min(2, len(panels))  # at most two panels a row: a page (or a phone) keeps them legible
+    nrows = -(-len(panels) // ncols)
+    fig, grid = plt.subplots(nrows, ncols, figsize=(4 * ncols, 3.8 * nrows), squeeze=False)
+    for ax in grid.flat[len(panels):]:
+        ax.set_visible(False)
+    axes = [list(grid.flat)]
     first = stats.select(table, "paper", panels[0][0], panels[0][1])
     n_a = first[first.protocol == "A"].groupby("method").size().max()
     n_b = first[first.protocol == "B"].groupby("method").size().max()
@@ -109,7 +116,7 @@ def ab_boxplot(table: pd.DataFrame, panels, methods=None, retrain_lines=True):
     if retrain_lines:
         handles.append(Line2D([], [], color="black", lw=1))
         names.append("Retrain under B: median (solid), quartiles (dotted)")
-    fig.legend(handles, names, loc="lower center", ncol=2 if len(handles) < 3 else 1, bbox_to_anchor=(0.5, -0.08 * (1 + (len(handles) > 2))),
+    fig.legend(handles, names, loc="lower center", ncol=2 if len(handles) < 3 else 1, bbox_to_anchor=(0.5, -0.08 * (1 + (len(handles) > 2)) / nrows),
                frameon=False)
     fig.tight_layout()
     return fig
@@ -167,7 +174,8 @@ def components_bars(comp: pd.DataFrame, metric: str = "forget_acc"):
     long["key"] = long.key.map(place)
     g = sns.catplot(data=long, x="method", y="variance", hue="component", col="key", kind="bar",
                     order=methods, height=3.2, aspect=0.95, sharey=False)
-    g.set_axis_labels("", f"variance of {METRIC_LABELS[metric].split(' (')[0]} (%$^2$)")
+    g.set_axis_labels("", f"variance of {METRIC_LABELS.get(metric, metric).split(' (')[0]}"
+                          + (" (%$^2$)" if metric in METRIC_LABELS and "%" in METRIC_LABELS[metric] else ""))
     g.set_titles("{col_name}")
     for ax in g.axes.flat:
         _relabel(ax)
