@@ -41,9 +41,10 @@ def notebook_params() -> str:
     """Markdown: a section per notebook with a table of its parameters."""
     out = []
     for nb in notebook.PARAMETERS:
-        out += [f"**`notebooks/{nb}.ipynb`**", "", "| parameter | allowed | default | meaning |",
+        # the meaning second: on a phone the first columns are the ones in view
+        out += [f"**`notebooks/{nb}.ipynb`**", "", "| parameter | meaning | default | allowed |",
                 "| --- | --- | --- | --- |"]
-        out += [f"| `{r['parameter']}` | {r['allowed']} | `{r['default']}` | {r['meaning']} |" for r in notebook.table(nb)]
+        out += [f"| `{r['parameter']}` | {r['meaning']} | `{r['default']}` | {r['allowed']} |" for r in notebook.table(nb)]
         out.append("")
     return "\n".join(out)
 
