@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 
 from . import domains, notebook, profiles
-from .methods import METHODS
 
 
 def _flat(node, prefix=""):
@@ -20,21 +19,24 @@ def _flat(node, prefix=""):
 
 
 def method_params() -> str:
-    """Markdown: one row per method parameter, one column per image profile."""
-    names = [n for n in profiles.names() if domains.of(profiles.load(n)) == "images"]
-    profs = {n: profiles.load(n) for n in names}
-    lines = ["| method | parameter | " + " | ".join(f"`{n}`" for n in names) + " |",
-             "| --- | --- | " + " | ".join("---" for _ in names) + " |"]
-    for m, rec in METHODS.items():
-        if not rec.params:
-            continue
-        params = {}  # every profile's fields, in the order they first appear
-        for n in names:
-            params.update(dict(_flat(profs[n]["method_params"].get(m, {}))))
-        for field in params:
-            cells = [str(dict(_flat(profs[n]["method_params"].get(m, {}))).get(field, "")) for n in names]
-            lines.append(f"| {rec.label} | `{field}` | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    """Markdown: per domain, one row per method parameter and one column per profile."""
+    profs = {n: profiles.load(n) for n in profiles.names()}
+    out = []
+    for domain in domains.DOMAINS:
+        names = [n for n, p in profs.items() if domains.of(p) == domain]
+        methods = domains.methods(profs[names[0]]) if names else {}
+        lines = [f"**{'Image classification' if domain == 'images' else 'Learning to rank'}**", "",
+                 "| method | parameter | " + " | ".join(f"`{n}`" for n in names) + " |",
+                 "| --- | --- | " + " | ".join("---" for _ in names) + " |"]
+        for m, rec in methods.items():
+            params = {}  # every profile's fields, in the order they first appear
+            for n in names:
+                params.update(dict(_flat(profs[n]["method_params"].get(m, {}))))
+            for field in params:
+                cells = [str(dict(_flat(profs[n]["method_params"].get(m, {}))).get(field, "")) for n in names]
+                lines.append(f"| {rec.label} | `{field}` | " + " | ".join(cells) + " |")
+        out += lines + [""]
+    return "\n".join(out)
 
 
 def notebook_params() -> str:
