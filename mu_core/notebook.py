@@ -275,7 +275,17 @@ def tables_by(df, by: list, columns: list, digits: int = 2, note: str = "") -> N
         df = df.sort_values("method", key=lambda m: m.map(order.index), kind="stable")
     for key, g in df.groupby(by, sort=False):
         key = key if isinstance(key, tuple) else (key,)
-        display(show(g[columns].reset_index(drop=True), digits, caption=" ".join(str(k) for k in key) + note))
+        display(show(g[columns].reset_index(drop=True), digits, caption=" ".join(_name(str(k)) for k in key) + note))
+
+
+def _name(key: str) -> str:
+    """A table's group as a reader says it: 'mnist5/sub_class, target 1-7' -> 'digit pairs,
+    sub-class: digits 1 and 7'; anything else as it is."""
+    import re
+
+    from .plots import place
+    m = re.match(r"^([a-z0-9]+/[a-z_]+)(?:,? (?:target )?(\S.*))?$", key)
+    return place(m[1] + (" " + m[2] if m[2] else "")) if m else key
 
 
 def settings_tables(table, metrics, design: str = "paper", digits: int = 1) -> None:

@@ -154,7 +154,7 @@ def test_book_tables_are_one_per_setting_in_method_order_and_never_pool_settings
     sub_rows = grid_table().assign(design="paper", protocol=lambda d: np.where(d.train_seed == 1, "A", "B"))
     t = pd.concat([sub_rows, grid_table(seed=1).assign(design="paper", protocol="B", setting="full_class", forget_acc=0.0)])
     notebook.settings_tables(t, ["forget_acc"])
-    assert [s.caption.split(":")[0] for s in shown] == ["mnist5/sub_class", "mnist5/full_class"]
+    assert [s.caption.split(":")[0] for s in shown] == ["digit pairs, sub-class", "digit pairs, full-class"]
     sub, full = (s.data for s in shown)
     assert list(sub.columns) == ["method", "forget (%), A", "forget (%), B"]  # no pandas index; protocols apart
     assert list(sub.method) == ["Finetune", "SSD"]  # the method table's order, the book's names
