@@ -27,7 +27,8 @@ from sklearn.linear_model import LogisticRegression
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2 as T
 
-from mu_core import data as D, models, plan, profiles, study
+from mu_core import plan, profiles, study
+from mu_core.images import data as D, models
 
 SLICE = {"designs": ["paper"], "paper.I": 2,
          "targets": {"mnist10/full_class": ["7"], "mnist5/full_class": ["1-7"], "mnist5/sub_class": ["7"]}}
@@ -74,7 +75,7 @@ def adam(model, lr):
 
 
 def schedule(r):
-    from mu_core.train import lr_at
+    from mu_core.images.train import lr_at
     return lambda e, it, steps: lr_at(r, e, it, steps)
 
 

@@ -38,7 +38,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from mu_core import models, profiles
+from mu_core import profiles
+from mu_core.images import models
 
 WD, MOMENTUM, LR, BATCH, STACK = 5e-4, 0.9, 0.1, 64, 11
 PROF = profiles.load("classroom")

@@ -41,7 +41,8 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision import transforms as T
 
-from mu_core import data as D, models, plan, profiles, provenance, train
+from mu_core import plan, profiles, provenance
+from mu_core.images import data as D, models, train
 
 AUG = {"crop_pad": 4, "flip": True, "rotate": 15}
 MEAN, STD = D.NORMALISATION["cifar100"]

@@ -1,5 +1,6 @@
-"""mu_core: the single-seed companion's thin package (data, models, training, methods,
-metrics, statistics, the grid engine and plots)."""
+"""mu_core: the single-seed companion's thin package: the domain-neutral engine (plan, store,
+tasks, study), the statistics, analyses and plots, and one subpackage per domain (``images``,
+``ltr``)."""
 from .errors import ConfigError
 
 __version__ = "0.1.0"

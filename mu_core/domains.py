@@ -1,11 +1,26 @@
 """The domains the engine runs (a profile's ``domain``), and the few facts it asks of each: the
 metric columns of its results, its methods, how a page names its data.
 
-``images`` (the paper's study; the default) lives in the package's top-level modules; ``ltr``
-(federated online learning-to-rank) in ``mu_core.ltr``. The planner, store, executors, statistics
+``images`` (the paper's study; the default) lives in ``mu_core.images``; ``ltr`` (federated
+online learning-to-rank) in ``mu_core.ltr``. The planner, store, executors, statistics
 and plots take metric names and never a domain's internals.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+@dataclass(frozen=True)
+class Method:
+    """A method's record in its domain's method table (images: ``images.methods.METHODS``;
+    learning to rank: ``ltr.engine.METHODS``)."""
+    fn: Callable
+    label: str             # for figures and tables
+    deterministic: bool    # run once per original model, whatever s_u
+    version: int           # bump when the code changes what it computes: cached results recompute
+    params: dict           # the schema of its hyper-parameters in the profile
+    reference_retain_batch: str | None = None  # see unsir below
+
 
 DOMAINS = ("images", "ltr")
 IMAGE_METRICS = ["retain_acc", "forget_acc", "test_acc", "mia"]
@@ -28,7 +43,7 @@ def methods(prof: dict) -> dict:
     if of(prof) == "ltr":
         from .ltr import engine
         return engine.METHODS
-    from .methods import METHODS
+    from .images.methods import METHODS
     return METHODS
 
 
@@ -36,7 +51,7 @@ def all_methods() -> dict:
     """Every domain's methods in one table, in table order (images first; a name two domains
     share, Retrain, is one row): for labels and orders on pages that show any domain's results."""
     from .ltr.engine import METHODS as LTR
-    from .methods import METHODS
+    from .images.methods import METHODS
     return {**METHODS, **{m: rec for m, rec in LTR.items() if m not in METHODS}}
 
 
@@ -54,5 +69,5 @@ def describe_data(prof: dict) -> str:
             return (f"a synthetic MQ2007-like collection (not MQ2007: {d['n_queries']:,} queries generated from "
                     f"seed {d['seed']})")
         return f"real MQ2007, fold {d.get('fold') or 1}"
-    from . import data as D
+    from .images import data as D
     return D.describe(d)

@@ -130,8 +130,8 @@ WHAT = {"paper": "protocols A and B", "grid": "the I x J grid of training and un
 def design_facts(prof: dict) -> dict:
     """Sentences' worth of profile facts for the paper-design pages, from the profile (never typed):
     I and J, the settings as rows, and the methods with one unlearning seed under protocol A."""
-    from . import data as D
-    from .methods import METHODS
+    from .images import data as D
+    from .images.methods import METHODS
     from .plan import j_cap
     one = [METHODS[m].label for m in prof["methods"] if not METHODS[m].deterministic and j_cap(prof, m, "paper") == 1]
     return {"design_I": str(prof["paper"]["I"]), "design_J": str(prof["paper"]["J"]),

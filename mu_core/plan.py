@@ -22,9 +22,10 @@ import hashlib
 import json
 from collections import defaultdict
 
-from . import data as D
-from . import domains, metrics, models, train
-from .methods import METHODS
+from . import domains
+from .images import data as D
+from .images import metrics, models, train
+from .images.methods import METHODS
 
 
 def code_versions(reference_selection: bool = False) -> dict:

@@ -54,7 +54,7 @@ def target_name(setting_key: str, target) -> str:
 def place(key: str) -> str:
     """A figure's name for a setting key, or a 'setting target' key: 'mnist5/sub_class 7' ->
     'digit pairs, sub-class: digit 7'."""
-    from .data import setting_label
+    from .images.data import setting_label
     setting, _, target = key.partition(" ")
     return setting_label(setting) + (f": {target_name(setting, target)}" if target else "")
 

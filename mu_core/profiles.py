@@ -13,12 +13,13 @@ import re
 
 import yaml
 
-from . import data as D
-from . import domains, models
+from . import domains
+from .images import data as D
+from .images import models
 from .plan import j_cap
 from .checks import Bool, Choice, ListOf, Num, Optional, Text, section
 from .errors import ConfigError
-from .methods import METHODS
+from .images.methods import METHODS
 
 HERE = os.path.join(os.path.dirname(__file__), "profiles")
 MODES = ("reference", "corrected")

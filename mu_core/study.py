@@ -17,8 +17,9 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from . import data as D
-from . import domains, metrics, plan, profiles, provenance, store, tasks
+from . import domains, plan, profiles, provenance, store, tasks
+from .images import data as D
+from .images import metrics
 from .errors import ConfigError
 
 EXECUTORS = ("auto", "local", "dask")
@@ -314,7 +315,7 @@ def gpu_rate(folder: str = BENCHMARK_RESULTS) -> tuple[float, str] | None:
     it measured the training code in use (its ``TRAIN_VERSION``)."""
     import datetime
     import glob
-    from . import train
+    from .images import train
     found = []
     for path in glob.glob(os.path.join(folder, "gpu-*.json")):
         try:

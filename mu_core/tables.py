@@ -53,7 +53,8 @@ def notebook_params() -> str:
 
 def paper_cost() -> str:
     """Markdown: what each GPU profile's plan trains, and the GPU-hours it projects to."""
-    from . import data as D, plan
+    from . import plan
+    from .images import data as D
     from .study import gpu_rate
     rate = gpu_rate()
     lines = ["| profile | original models | unlearning jobs | training images | projected GPU-hours |",

@@ -13,9 +13,10 @@ import time
 
 import torch
 
-from . import data as D
-from . import methods as M
-from . import metrics, models, provenance, store, train
+from . import provenance, store
+from .images import data as D
+from .images import methods as M
+from .images import metrics, models, train
 from .errors import ConfigError
 
 

@@ -6,7 +6,7 @@ import pickle
 import numpy as np
 import pytest
 
-from mu_core import data as D
+from mu_core.images import data as D
 
 # CIFAR-100's fine -> coarse table (the archive's coarse_labels), used to write a faithful archive.
 FINE_TO_COARSE = [4, 1, 14, 8, 0, 6, 7, 7, 18, 3, 3, 14, 9, 18, 7, 11, 3, 9, 7, 11, 6, 11, 5, 10, 7,

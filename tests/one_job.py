@@ -11,7 +11,8 @@ import sys
 import numpy as np
 import torch
 
-from mu_core import data as D, methods as M, plan, profiles, tasks
+from mu_core import plan, profiles, tasks
+from mu_core.images import data as D, methods as M
 
 METHODS = list(M.METHODS)
 OVERRIDES = {"designs": ["grid"], "targets": {}, "grid_targets": {"mnist5/sub_class": ["7"]},

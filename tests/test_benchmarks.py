@@ -5,7 +5,8 @@ import re
 import subprocess
 import sys
 
-from mu_core import study, train
+from mu_core import study
+from mu_core.images import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PATHS = ["reference style (PIL per sample, fp32)", "fit before (per-step CPU draws, fp32)", "fit (fp32)", "fit (bf16)"]

@@ -5,7 +5,18 @@ import os
 import re
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODULES = {os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, "mu_core", "*.py"))} - {"__init__", "__main__"}
+PACKAGES = ("mu_core", "mu_core.images", "mu_core.ltr")  # where a cited `module.name` may live
+MODULES = {os.path.basename(p)[:-3] for pkg in PACKAGES
+           for p in glob.glob(os.path.join(ROOT, *pkg.split("."), "*.py"))} - {"__init__", "__main__"}
+
+
+def module(name):
+    for pkg in PACKAGES:
+        try:
+            return importlib.import_module(f"{pkg}.{name}")
+        except ModuleNotFoundError:
+            continue
+    raise ModuleNotFoundError(name)
 
 
 def cited():
@@ -31,12 +42,12 @@ def test_the_name_check_reads_every_page_that_cites_code():
 def test_every_cited_code_name_exists():
     missing = []
     for page, name in cited():
-        module, *attrs = name.split(".")
+        module_name, *attrs = name.split(".")
         if attrs == ["py"]:  # a file
-            if not os.path.exists(os.path.join(ROOT, "mu_core", name)):
+            if not any(os.path.exists(os.path.join(ROOT, *pkg.split("."), name)) for pkg in PACKAGES):
                 missing.append(f"{page}: {name}")
             continue
-        obj = importlib.import_module(f"mu_core.{module}")
+        obj = module(module_name)
         for a in attrs:
             if not hasattr(obj, a):
                 missing.append(f"{page}: {name}")

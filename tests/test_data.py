@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mu_core import ConfigError
-from mu_core import data as D
+from mu_core.images import data as D
 from conftest import FINE_TO_COARSE
 
 

@@ -18,14 +18,15 @@ import tempfile
 import pytest
 import torch
 
-from mu_core import data as D
-from mu_core import methods as M
-from mu_core import metrics, models, plan, profiles, tasks, train
+from mu_core.images import data as D
+from mu_core import plan, profiles, tasks
+from mu_core.images import methods as M
+from mu_core.images import metrics, models, train
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden.json")
-WHERE = {"data": "DATA_VERSION in mu_core/data.py", "models": "MODELS_VERSION in mu_core/models.py",
-         "train": "TRAIN_VERSION in mu_core/train.py", "accuracy": "ACCURACY_VERSION in mu_core/metrics.py",
-         "metrics": "METRICS_VERSION in mu_core/metrics.py"}
+WHERE = {"data": "DATA_VERSION in mu_core/images/data.py", "models": "MODELS_VERSION in mu_core/images/models.py",
+         "train": "TRAIN_VERSION in mu_core/images/train.py", "accuracy": "ACCURACY_VERSION in mu_core/images/metrics.py",
+         "metrics": "METRICS_VERSION in mu_core/images/metrics.py"}
 SETTING, TARGET = "mnist5/sub_class", "7"
 
 
@@ -36,7 +37,7 @@ def versions(*names, method=None) -> dict:
 
 
 def where(name: str) -> str:
-    return WHERE.get(name) or f"the version of METHODS[{name.split()[1]!r}] in mu_core/methods.py"
+    return WHERE.get(name) or f"the version of METHODS[{name.split()[1]!r}] in mu_core/images/methods.py"
 
 
 def _sums(tensors) -> list:
@@ -172,7 +173,7 @@ def test_the_verdict_names_the_version_to_bump():
     rec = {"x": {"versions": {"data": 1, "method ssd": 2}, "fingerprint": [1.0, 2.0]}}
     assert verdict("x", rec, {"data": 1, "method ssd": 2}, [1.0, 2.0]) is None
     msg = verdict("x", rec, {"data": 1, "method ssd": 2}, [1.0, 2.5])
-    assert "DATA_VERSION in mu_core/data.py" in msg and "METHODS['ssd']" in msg
+    assert "DATA_VERSION in mu_core/images/data.py" in msg and "METHODS['ssd']" in msg
     assert "versions changed (data 1 -> 2)" in verdict("x", rec, {"data": 2, "method ssd": 2}, [1.0, 2.5])
     assert "no record" in verdict("y", rec, {}, [])
 

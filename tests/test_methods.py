@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from mu_core import data as D, methods as M, metrics, models, profiles, train
+from mu_core import profiles
+from mu_core.images import data as D, methods as M, metrics, models, train
 
 PROF = profiles.load("classroom")
 

@@ -3,7 +3,7 @@ import copy
 import pytest
 import torch
 
-from mu_core import data as D, methods as M, models, train
+from mu_core.images import data as D, methods as M, models, train
 
 
 def n_params(m):

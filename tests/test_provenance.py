@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from mu_core import ConfigError, plan, profiles, provenance, store, study, tasks
-from mu_core import data as D
+from mu_core.images import data as D
 
 SMALL = {"designs": ["paper"], "targets": {"mnist10/full_class": ["7"]}, "methods": ["original", "finetune"],
          "paper.I": 2, "paper.J": 2}
@@ -184,7 +184,7 @@ def test_the_method_parameter_table_covers_every_profile(monkeypatch):
 def test_the_reference_style_baseline_refuses_a_method_it_does_not_implement():
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
     import cpu_engine_vs_reference as B
-    from mu_core import models
+    from mu_core.images import models
     prof = profiles.load("smoke")
     data = D.load(prof["data"])
     split = D.make_split(data, "mnist10", "full_class", "7")

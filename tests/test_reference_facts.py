@@ -6,7 +6,8 @@ import pytest
 import torch
 from scipy.optimize import minimize
 
-from mu_core import data as D, methods as M, metrics, models, tasks, train
+from mu_core import tasks
+from mu_core.images import data as D, methods as M, metrics, models, train
 
 
 # --- §8.1 normalisation ----------------------------------------------------------------------

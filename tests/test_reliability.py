@@ -15,7 +15,7 @@ import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from mu_core import ConfigError, plan, profiles, store, study
-from mu_core.methods import METHODS
+from mu_core.images.methods import METHODS
 
 # every method; a grid of 84 unlearning jobs over 6 original models: big enough to kill in many places
 FAULT = {"targets": {"mnist10/full_class": ["7"]}, "grid_targets": {"mnist5/sub_class": ["7"]},

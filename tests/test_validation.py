@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from mu_core import ConfigError, notebook, plan, profiles, store, study
 from mu_core.__main__ import main
-from mu_core.methods import METHODS
+from mu_core.images.methods import METHODS
 
 
 def refused(override, profile="smoke"):

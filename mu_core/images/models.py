@@ -7,7 +7,7 @@ direct child ``fc``. The reference Retrain resets only direct children that have
 import torch
 from torch import nn
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 MODELS_VERSION = 1  # bump when a network's layers, widths or initialisation change
 

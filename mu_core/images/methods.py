@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +20,8 @@ from torch.func import functional_call, grad, vmap
 
 from . import data as D
 from . import models, train
-from .checks import Num
+from ..checks import Num
+from ..domains import Method
 from .metrics import logits
 
 
@@ -275,16 +275,6 @@ def lfssd(model, split, p, ctx, gen):
 
 
 # --- the method table: one record per method, read by validation, the engine, plots, notebooks --
-
-@dataclass(frozen=True)
-class Method:
-    fn: Callable
-    label: str             # for figures and tables
-    deterministic: bool    # run once per original model, whatever s_u
-    version: int           # bump when the code changes what it computes: cached results recompute
-    params: dict           # the schema of its hyper-parameters in the profile
-    reference_retain_batch: str | None = None  # see unsir below
-
 
 POS, INT1 = Num(0, lo_open=True), Num(1, 10**6, integer=True)  # counts and batches: bounded to fit a machine
 SGD = {"epochs": INT1, "lr": POS, "momentum": Num(0, 1, hi_open=True), "weight_decay": Num(0), "batch": INT1}

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 DATA_VERSION = 1  # bump when loading, the digits' split, super-classes, normalisation or forget/retain
                   # splits change what they give
