@@ -129,8 +129,9 @@ def _restore(state, info, data):
     by_qid = {q.qid: q for q in data["train"]}
     clients = []
     for c, cursor in zip(info["clients"], state["cursors"].tolist()):
-        rng = np.random.default_rng()
-        rng.bit_generator.state = c["rng"]
+        bits = np.random.PCG64(0)  # replaced at once by the state training left (no draw happens here)
+        bits.state = c["rng"]
+        rng = np.random.Generator(bits)
         clients.append(F.Client([by_qid[q] for q in c["queries"]], c["click_model"], c["malicious"], rng, cursor))
     return {"w": state["w"].numpy(), "history": state["history"].numpy(), "sent": state["sent"].numpy(),
             "clients": clients}
