@@ -11,6 +11,7 @@ import copy
 import os
 import time
 
+import numpy as np
 import torch
 
 from . import provenance, store
@@ -124,7 +125,7 @@ def _model_and_compute(prof, run_dir, tspec, show_epochs=False):
         setup(prof, torch.device("cpu"))
         data = engine.load(prof["data"])
         ranker, trained = engine.trained_ranker(tspec, run_dir, data, model_path, model_info)
-        before = ndcg_at_k(data["test"], ranker["w"])
+        before = ndcg_at_k(data["test"], ranker["w"]) if np.isfinite(ranker["w"]).all() else None  # a diverged ranker has none
         return ranker, trained, lambda job: engine.run_job(ranker, data, tspec, {**job, "mode": prof["mode"]}, before)
     device, data = context(prof)
     model, trained = original_model(tspec, run_dir, data, device, show_epochs=show_epochs)

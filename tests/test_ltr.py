@@ -387,3 +387,13 @@ def test_an_ltr_run_killed_anywhere_then_resumed_gives_the_uninterrupted_table(t
     resumed = pd.read_csv(d / "results.csv")
     cols = [c for c in whole.columns if c not in plan.VOLATILE]
     pd.testing.assert_frame_equal(resumed[cols], whole[cols], check_exact=True)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow is the point
+def test_a_diverged_ranker_is_a_failed_row_not_a_number(tmp_path):
+    fin = study.run("ltr-classroom", str(tmp_path / "r"), {**TINY, "train.lr": 1e308, "methods": ["fine_tuning", "fed_remove"]},
+                    executor="local", progress=False)
+    t = fin.table
+    bad = t[t.status != "ok"]
+    assert len(bad) and bad.ndcg.isna().all() and bad.status.str.startswith("failed: non-finite").all()
+    assert t.ndcg_trained.isna().all()  # the trained rankers diverged too: no nDCG, not an arbitrary number

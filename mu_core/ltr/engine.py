@@ -167,13 +167,8 @@ def run_job(trained: dict, data: dict, tspec: dict, job: dict, ndcg_trained: flo
     t0 = time.perf_counter()
     w = METHODS[job["method"]].fn(copy.copy(trained), data, fit_spec(tspec), job["params"], job["mode"], gen)
     seconds = time.perf_counter() - t0
-    out = {"status": "ok", "ndcg": F.ndcg_at_k(data["test"], w), "ndcg_trained": ndcg_trained}
-    if not np.isfinite(w).all():
+    if np.isfinite(w).all():
+        out = {"status": "ok", "ndcg": F.ndcg_at_k(data["test"], w), "ndcg_trained": ndcg_trained}
+    else:  # a diverged ranker has no nDCG (its ranking would be arbitrary), never a number
         out = {"status": "failed: non-finite ranker weights", "ndcg": None, "ndcg_trained": ndcg_trained}
     return {**out, "method_seconds": seconds, "computed": provenance.stamp("cpu")}
-
-
-def check_data(data_cfg: dict) -> None:
-    """Load the collection now (a missing MQ2007 fold stops the run before its folder is claimed)."""
-    load(data_cfg)
-
