@@ -126,7 +126,7 @@ def analyse(path: str, out: str, columns: dict | None = None, metrics=None, trai
                      + ("the table's method_seconds and --train-seconds" if has_cost else
                         "equal unit costs for a training and an unlearning run (give method_seconds and --train-seconds for real ones)"))
         for m in metrics:
-            fig = plots.components_bars(comp.assign(metric=comp.metric), m)
+            fig = plots.components_bars(comp, m)
             written[f"components_{m}"] = plots.save(fig, os.path.join(out, f"components_{m}"))[0]
     with open(os.path.join(out, "summary.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")

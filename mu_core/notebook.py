@@ -131,8 +131,9 @@ def design_facts(prof: dict) -> dict:
     """Sentences' worth of profile facts for the paper-design pages, from the profile (never typed):
     I and J, the settings as rows, and the methods with one unlearning seed under protocol A."""
     from .images import data as D
-    from .images.methods import METHODS
+    from .domains import methods
     from .plan import j_cap
+    METHODS = methods(prof)  # the profile's domain's table
     one = [METHODS[m].label for m in prof["methods"] if not METHODS[m].deterministic and j_cap(prof, m, "paper") == 1]
     return {"design_I": str(prof["paper"]["I"]), "design_J": str(prof["paper"]["J"]),
             "design_rows": "; ".join(D.setting_name(k) for k in prof["targets"]),

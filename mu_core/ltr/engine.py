@@ -8,7 +8,6 @@ on its scenario and click model, so each (setting, target) trains its own ranker
 """
 from __future__ import annotations
 
-import copy
 import functools
 import tempfile
 import time
@@ -161,11 +160,11 @@ def trained_ranker(tspec: dict, run_dir: str, data: dict, model_path, model_info
 
 
 def run_job(trained: dict, data: dict, tspec: dict, job: dict, ndcg_trained: float) -> dict:
-    """One unlearning job: the method on a copy of the trained ranker with its s_u generator,
+    """One unlearning job: the method on the trained ranker (methods copy what they change) with its s_u generator,
     then the test nDCG@10 of the result beside the trained ranker's."""
     gen = np.random.default_rng(job["unlearn_seed"] or 0)
     t0 = time.perf_counter()
-    w = METHODS[job["method"]].fn(copy.copy(trained), data, fit_spec(tspec), job["params"], job["mode"], gen)
+    w = METHODS[job["method"]].fn(trained, data, fit_spec(tspec), job["params"], job["mode"], gen)
     seconds = time.perf_counter() - t0
     if np.isfinite(w).all():
         out = {"status": "ok", "ndcg": F.ndcg_at_k(data["test"], w), "ndcg_trained": ndcg_trained}
