@@ -9,16 +9,24 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .domains import all_methods, label
+from .domains import all_methods, label, with_role
 
 METHODS = all_methods()  # every domain's: the analyses take any domain's results table
 DETERMINISTIC = [m for m, rec in METHODS.items() if rec.deterministic]
+UNRANKED = with_role(METHODS, "original")  # reference rows: never ranked or compared
 
 
 def methods_in(table: pd.DataFrame) -> list[str]:
     """The methods of ``table`` (Original aside) in the method table's order, a user's own after."""
     known = [m for m in METHODS if m in set(table.method)]
-    return [m for m in known + sorted(set(table.method) - set(METHODS)) if m != "original"]
+    return [m for m in known + sorted(set(table.method) - set(METHODS)) if m not in UNRANKED]
+
+
+def in_chapter(table: pd.DataFrame, chapter: str) -> pd.DataFrame:
+    """The rows of the methods a chapter introduces (their record's ``chapter``), Original kept:
+    a page about the paper's methods shows theirs, whatever else the run computed."""
+    keep = {m for m, rec in METHODS.items() if rec.chapter == chapter} | set(UNRANKED)
+    return table[table.method.isin(keep)]
 
 
 def grid_keys(table: pd.DataFrame) -> list[tuple[str, str]]:
@@ -195,6 +203,65 @@ def flips_summary(flips: pd.DataFrame) -> dict:
             "flip_worst_p": f"{worst.p_flip:.2f}"}
 
 
+def ab_ranges(ab: pd.DataFrame, panels, methods) -> pd.DataFrame:
+    """The range (max - min) of each method's values under protocol A and under B, per panel
+    (setting key, target, metric) of a paper-design table (or ``stats.grid_as_paper``'s)."""
+    rows = []
+    for key, target, metric in panels:
+        for m in methods:
+            a, b = stats.protocols(ab, m, key, target, metric)
+            if len(a) and len(b):
+                rows.append(dict(key=key, target=str(target), metric=metric, method=m, label=label(m),
+                                 range_A=float(np.ptp(a)), range_B=float(np.ptp(b))))
+    return pd.DataFrame(rows, columns=["key", "target", "metric", "method", "label", "range_A", "range_B"])
+
+
+def wider_sentence(ranges: pd.DataFrame, place) -> str:
+    """Per panel, the methods whose range under B is more than twice their range under A
+    (``place(key, target)`` names the panel)."""
+    parts = []
+    for (key, target, metric), g in ranges.groupby(["key", "target", "metric"], sort=False):
+        wide = g[g.range_B > 2 * g.range_A]
+        what = metric.replace("_acc", "").replace("_", " ")
+        parts.append(f"{len(wide)} of {len(g)} methods on {place(key, target)} ({what} accuracy"
+                     + (f": {', '.join(wide.label)})" if len(wide) else ")"))
+    return "; ".join(parts) or "no panel"
+
+
+def icc_by_chapter(comp: pd.DataFrame, methods, metric: str = "forget_acc") -> dict:
+    """Text for the book: the median ICC of ``methods`` beside that of the paper's stochastic
+    methods, and which of ``methods`` have an ICC above 0.5 somewhere."""
+    f = comp[comp.metric == metric]
+    mine = f[f.method.isin(methods)]
+    paper = f[f.method.map(lambda m: m in METHODS and METHODS[m].chapter == "paper" and m not in DETERMINISTIC
+                           and m not in UNRANKED)]
+    high = mine[mine.icc > 0.5]
+    where = high.groupby("method", sort=False).setting.apply(lambda s: ", ".join(s.str.replace("_", "-")))
+    return {"du_icc_median": f"{mine.icc.median():.2f}" if mine.icc.notna().any() else "undefined",
+            "paper_icc_median": f"{paper.icc.median():.2f}" if paper.icc.notna().any() else "undefined",
+            "du_icc_high": "; ".join(f"{label(m)} ({w})" for m, w in where.items()) or "none of them"}
+
+
+def pairs_among(flips: pd.DataFrame, methods) -> pd.DataFrame:
+    """The rows of ``rank_flips`` whose two methods are both in ``methods``."""
+    both = flips.pair.str.split(" vs ").map(lambda p: p[0] in methods and p[1] in methods)
+    return flips[both.astype(bool)] if len(flips) else flips
+
+
+def trio_sentence(flips: pd.DataFrame) -> str:
+    """Per pair, where protocol A can order it the other way and how likely that is."""
+    if flips.empty:
+        return "No pair of these methods is in this run"
+    parts = []
+    for pair, g in flips.groupby("pair", sort=False):
+        name = " and ".join(label(m) for m in pair.split(" vs "))
+        hit = g[g.p_flip > 0]
+        parts.append(f"{name} flip on {len(hit)} of {len(g)} targets"
+                     + (f" (at most with probability {hit.p_flip.max():.2f}, {hit.loc[hit.p_flip.idxmax(), 'setting']})"
+                        if len(hit) else ""))
+    return "; ".join(parts)
+
+
 def modes_table(reference: pd.DataFrame, corrected: pd.DataFrame, protocols=("A", "B")) -> pd.DataFrame:
     """The paper-design rows of a reference run and a corrected run over the targets both have."""
     ref = stats.select(reference, "paper")
@@ -248,7 +315,7 @@ def claims(table: pd.DataFrame, n_boot: int = 200) -> pd.DataFrame:
             f"median range under B: retain {b.retain_acc.median():.1f}, forget {b.forget_acc.median():.1f} points"
             + (f"; no spread at all for {', '.join(still)}" if still else ""), "vary")
     w2 = stats.paper_w2(table)
-    w2 = w2[w2.method != "original"]
+    w2 = w2[~w2.method.isin(UNRANKED)]
     noise = b_noise(table)  # empty without a grid design
     for key in settings:
         for metric in ("retain_acc", "forget_acc"):

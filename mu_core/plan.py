@@ -8,7 +8,7 @@
 * ``grid``: the full I x J grid, s_t = i (i = 1..I), s_u = (i-1)·J + j (j = 1..J).
 
 A profile may cap J per method (``j_per_method``: a number for both designs, or ``{paper: n,
-grid: n}`` for one design; see ``j_cap``). A deterministic method (Original, SSD,
+grid: n}`` for one design; 0 leaves the method out of that design; see ``j_cap``). A deterministic method (Original, SSD,
 LFSSD) runs once per original model and target; its row is repeated for every s_u.
 
 Each original model and each unlearning job has a key: a hash of everything that determines it
@@ -82,6 +82,8 @@ def rows(prof: dict) -> list[dict]:
             for t in ts:
                 for m in prof["methods"]:
                     Jm = j_cap(prof, m, design)
+                    if Jm == 0:
+                        continue
                     if design == "paper":
                         for j in range(Jm):
                             add(design, "A", key, t, m, cfg["a_train_seed"], cfg["a_first_unlearn_seed"] + j)
@@ -172,9 +174,9 @@ def chunks(jobs: list[dict], size: int = 48) -> list[list[dict]]:
 
 def training_images(prof: dict, sizes: dict) -> int:
     """Images passed through training steps by the whole plan: every original model's epochs and
-    every Retrain and Finetune run (the other methods add little). ``sizes``: ``{"train": images
-    per dataset, "forget": forget-set images per "dataset/setting"}`` (a sub-class forget set is one
-    fine class, not its super-class). For projections only."""
+    every method's epochs over the sets its record ``reads`` (methods that read none add little).
+    ``sizes``: ``{"train": images per dataset, "forget": forget-set images per "dataset/setting"}``
+    (a sub-class forget set is one fine class, not its super-class). For projections only."""
     _, tspecs, groups = schedule(prof)
     total = sum(ts["recipe"]["epochs"] * sizes["train"][ts["dataset"]] for ts in tspecs.values())
     for tkey, jobs in groups.items():
@@ -182,8 +184,7 @@ def training_images(prof: dict, sizes: dict) -> int:
         n = sizes["train"][ds]
         for j in jobs:
             n_forget = sizes["forget"][f"{ds}/{j['setting']}"]
-            if j["method"] == "retrain":
-                total += tspecs[tkey]["recipe"]["epochs"] * (n - n_forget)
-            elif j["method"] == "finetune":
-                total += j["params"]["epochs"] * (n - n_forget)
+            for part, epochs in METHODS[j["method"]].reads.items():
+                e = tspecs[tkey]["recipe"]["epochs"] if epochs == "recipe" else j["params"][epochs]
+                total += e * (n - n_forget if part == "retain" else n_forget)
     return total

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from . import stats
+from . import domains, stats
 
 NOISE_COLOR = "#d55e00"  # the B-versus-B baseline, wherever it is drawn
 METRIC_LABELS = {"retain_acc": "retain-set accuracy (%)", "forget_acc": "forget-set accuracy (%)",
@@ -102,7 +102,7 @@ def ab_boxplot(table: pd.DataFrame, panels, methods=None, retrain_lines=True):
         t = t[t.method.isin(order)].assign(protocol=lambda d: d.protocol.map(labels))
         sns.boxplot(data=t, x="method", y=metric, hue="protocol", order=order,
                     hue_order=list(labels.values()), whis=(0, 100), ax=ax, fliersize=0)
-        r = stats.select(table, "paper", setting_key, target, "retrain", "B")
+        r = stats.select(table, "paper", setting_key, target, domains.with_role(_methods(), "gold")[0], "B")
         for q, ls in ((0.25, ":"), (0.5, "-"), (0.75, ":")):
             if retrain_lines and len(r):
                 ax.axhline(r[metric].quantile(q), color="black", lw=1, ls=ls)
@@ -159,6 +159,31 @@ def w2_boxes(w2table: pd.DataFrame, settings=None, noise: pd.DataFrame | None = 
         fig.tight_layout(rect=(0, 0.04, 1, 1))
     else:
         fig.tight_layout()
+    return fig
+
+
+def icc_dots(comp: pd.DataFrame, highlight, metric: str = "forget_acc"):
+    """The ICC of ``metric`` per method (rows) and grid target (colours); ``highlight``ed methods
+    filled, the others hollow."""
+    style()
+    t = comp[(comp.metric == metric) & comp.icc.notna()]
+    order = method_order(t.method)
+    keys = sorted(set(t.dataset + "/" + t.setting + " " + t.target.astype(str)))
+    fig, ax = plt.subplots(figsize=(6.5, 0.32 * len(order) + 1.4))
+    for k, key in enumerate(keys):
+        d = t[t.dataset + "/" + t.setting + " " + t.target.astype(str) == key].set_index("method")
+        for i, m in enumerate(order):
+            if m in d.index:
+                c = sns.color_palette()[k]
+                ax.plot(d.loc[m, "icc"], i + (k - 1) * 0.18, "o", color=c, mfc=c if m in highlight else "white",
+                        label=place(key) if i == next(j for j, mm in enumerate(order) if mm in d.index) else None)
+    ax.set_yticks(range(len(order)), [_methods()[m].label if m in _methods() else m for m in order])
+    ax.invert_yaxis()
+    ax.set_xlim(-0.03, 1.03)
+    ax.axvline(0.5, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("ICC: share of the variance due to the training seed")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.4 / len(order)), ncol=1, frameon=False, fontsize=8)
+    fig.tight_layout()
     return fig
 
 

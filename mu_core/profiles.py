@@ -147,12 +147,14 @@ class _Augment:
 
 
 class _JCap:
-    """J for one method: a number (both designs) or {paper: n, grid: n} (the designs named)."""
+    """J for one method: a number (both designs) or {paper: n, grid: n} (the designs named); 0
+    leaves the method out of that design."""
+    CAP = Num(0, 1000, integer=True)
 
     def __call__(self, field, v):
         if isinstance(v, dict):
-            return section(field, v, {d: Optional(SEEDS) for d in DESIGNS})
-        return SEEDS(field, v)
+            return section(field, v, {d: Optional(self.CAP) for d in DESIGNS})
+        return self.CAP(field, v)
 
 
 def schema(prof: dict) -> dict:
@@ -244,6 +246,8 @@ def planned_rows(prof: dict) -> int:
         n_targets = sum(len(ts) for ts in (targets or {}).values())
         for m in prof["methods"]:
             Jm = j_cap(prof, m, design)
+            if Jm == 0:  # not in this design
+                continue
             n += n_targets * (Jm + cfg["I"] if design == "paper" else cfg["I"] * Jm)
     return n
 

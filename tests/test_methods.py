@@ -219,7 +219,10 @@ def test_bad_teacher_same_seed_same_incompetent_teacher(setup, monkeypatch):
 FORGET_DROP, RETAIN_MARGIN = {"random_labels": 5.0}, 15.0
 
 
-@pytest.mark.parametrize("method", [m for m in M.METHODS if m != "original"])
+# The paper's methods; Deep Unlearn's are tested by their defining properties in
+# test_deepunlearn.py (on this MLP some of them, GA and NG+ at their defaults, also lose much of
+# the retain set: a finding the Deep Unlearn chapter reports, not a defect to test away).
+@pytest.mark.parametrize("method", [m for m, rec in M.METHODS.items() if rec.role != "original" and rec.chapter == "paper"])
 def test_every_method_forgets_and_keeps_the_rest(setup, method):
     data, net, recipe, split = setup
     base = metrics.evaluate(net, split, "corrected")

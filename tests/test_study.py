@@ -113,7 +113,7 @@ def test_only_missing_jobs_reach_the_executor(smoke_run, monkeypatch):
     ({"targets": {"mnist10/full_class": ["11"]}}, "target '11' is not a class of mnist10/full_class; allowed: 0, 1"),
     ({"paper.I": 0}, "paper.I must be an integer >= 1 and <= 1000, got 0"),
     ({"grid.J": -2}, "grid.J must be an integer >= 1"),
-    ({"j_per_method": {"retrain": 0}}, "j_per_method.retrain must be an integer >= 1"),
+    ({"j_per_method": {"retrain": -1}}, "j_per_method.retrain must be an integer >= 0"),
     ({"train.epochs.mnist10": 2.5}, "train.epochs.mnist10 must be an integer >= 1"),
     ({"device": "tpu"}, "device 'tpu' is unknown; allowed: auto, cpu, cuda"),
     ({"no_such_field": 1}, "the profile has no field 'no_such_field'"),

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
 from . import data as D
+from . import deepunlearn as DU
 from . import models, train
 from ..checks import Num
 from ..domains import Method
@@ -281,11 +282,17 @@ SGD = {"epochs": INT1, "lr": POS, "momentum": Num(0, 1, hi_open=True), "weight_d
 ADAM = {"epochs": INT1, "lr": POS, "batch": INT1}
 SSD_PARAMS = {"alpha": Num(0, lo_open=True, inf=True), "lambda": POS, "batch": INT1, "chunk": INT1}
 
+SGD_NO_WD = {"epochs": INT1, "lr": POS, "momentum": Num(0, 1, hi_open=True), "batch": INT1}
+FRACTION = Num(0, 1)
+LAST_K = {"epochs": INT1, "lr": POS, "batch": INT1, "k": Num(1, 4, integer=True), "l2": Num(0),
+          "decay_rate": Num(0, 1, lo_open=True)}
+RETAIN = {"retain": "epochs"}
+
 METHODS = {
-    "original": Method(original, "Original", True, 1, {}),
-    "retrain": Method(retrain, "Retrain", False, 2, {"lr": POS}),
-    "finetune": Method(finetune, "Finetune", False, 1, SGD),
-    "random_labels": Method(random_labels, "Random-Labels", False, 1, ADAM),
+    "original": Method(original, "Original", True, 1, {}, role="original"),
+    "retrain": Method(retrain, "Retrain", False, 2, {"lr": POS}, role="gold", reads={"retain": "recipe"}),
+    "finetune": Method(finetune, "Finetune", False, 1, SGD, reads=RETAIN),
+    "random_labels": Method(random_labels, "Random-Labels", False, 1, ADAM, reads={"retain": "epochs", "forget": "epochs"}),
     "bad_teacher": Method(bad_teacher, "Bad-Teacher", False, 1,
                           {**ADAM, "temperature": POS, "retain_fraction": Num(0, 1, lo_open=True)}),
     # quirk (reference, facts §8.5): UNSIR rebinds the retain-test loader to its noise batch (32),
@@ -297,4 +304,21 @@ METHODS = {
                     reference_retain_batch="noise_batch"),
     "ssd": Method(ssd, "SSD", True, 1, SSD_PARAMS),
     "lfssd": Method(lfssd, "LFSSD", True, 2, {**SSD_PARAMS, "alpha_full_class": Num(0, lo_open=True, inf=True)}),
+    # Deep Unlearn's baselines (``deepunlearn``), shown in their own chapter
+    "ng_plus": Method(DU.ng_plus, "NG+", False, 1, {**SGD_NO_WD, "alpha": FRACTION},
+                      chapter="deepunlearn", reads={"retain": "epochs", "forget": "epochs"}),
+    "gradient_ascent": Method(DU.gradient_ascent, "GA", False, 1, SGD, chapter="deepunlearn", reads={"forget": "epochs"}),
+    "srl": Method(DU.srl, "SRL", False, 1, SGD, chapter="deepunlearn", reads={"retain": "epochs", "forget": "epochs"}),
+    "scrub": Method(DU.scrub, "SCRUB", False, 1,
+                    {"epochs": INT1, "msteps": Num(0, 10**6, integer=True), "lr": POS, "momentum": Num(0, 1, hi_open=True),
+                     "weight_decay": Num(0), "T": POS, "gamma": Num(0), "kd_alpha": Num(0),
+                     "retain_batch": INT1, "forget_batch": INT1},
+                    chapter="deepunlearn", reads=RETAIN),
+    "salun": Method(DU.salun, "SalUn", False, 1, {**SGD, "threshold": Num(0, 1, lo_open=True)},
+                    chapter="deepunlearn", reads={"retain": "epochs", "forget": "epochs"}),
+    "msg": Method(DU.msg, "MSG", False, 1, {**SGD, "init_rate": FRACTION, "grad_batch": INT1},
+                  chapter="deepunlearn", reads=RETAIN),
+    "ct": Method(DU.ct, "CT", False, 1, SGD, chapter="deepunlearn", reads=RETAIN),
+    "cf_k": Method(DU.cf_k, "CF-k", False, 1, LAST_K, chapter="deepunlearn", reads=RETAIN),
+    "eu_k": Method(DU.eu_k, "EU-k", False, 1, LAST_K, chapter="deepunlearn", reads=RETAIN),
 }
