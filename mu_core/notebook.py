@@ -65,6 +65,7 @@ PARAMETERS = {
                  "n_targets": REAL(1, 1, "targets per setting rerun in corrected mode", integer=True)},
     "09_ltr": {**RUN, **EXEC,
                "ltr_run_dir": (lambda: Text(optional=True), None, "the learning-to-rank run folder; None: run_dir + '-ltr'")},
+    "10_deepunlearn": {**RUN, "n_boot": REAL(10, 200, "bootstrap resamples of training seeds", integer=True)},
     "07_simulation": {"sigma_b": REAL(0, 3.0, "spread of the per-seed means (points)"),
                       "sigma_w": REAL(0, 1.5, "typical spread across unlearning seeds (points)"),
                       "tau": REAL(0, 0.8, "how much that spread differs between training seeds"),
@@ -114,7 +115,39 @@ FOLDERS = ("run_dir", "corrected_run_dir", "ltr_run_dir")
 
 # The design each figure notebook draws, and the least I and J it can draw it from.
 NEEDS = {"02_unlearn": "paper", "03_figure1": "paper", "04_figure2": "paper", "08_claims": "paper",
-         "06_modes": "paper", "05_beyond": "grid", "09_ltr": "paper"}
+         "06_modes": "paper", "05_beyond": "grid", "09_ltr": "paper", "10_deepunlearn": "grid"}
+
+
+def chapter_methods(run, chapter: str) -> list[str]:
+    """The methods a chapter introduces (their record's ``chapter``) that the run's grid holds, in
+    the method table's order, or one line saying the run has none of them."""
+    from .analysis import METHODS
+    from .stats import select
+    held = set(select(run.table, "grid").method)
+    out = [m for m, rec in METHODS.items() if rec.chapter == chapter and m in held]
+    if not out:
+        wanted = ", ".join(m for m, rec in METHODS.items() if rec.chapter == chapter)
+        raise ConfigError(f"the run in {run.run_dir!r} has none of the {chapter} methods ({wanted}) on its grid; "
+                          f"add them to the profile's methods and run stage 2 again")
+    return out
+
+
+def grid_sentence(table, methods) -> str:
+    """'I training seeds x J unlearning seeds on N targets' for ``methods`` in the grid, from the rows."""
+    from .analysis import label
+    from .stats import select
+    g = select(table, "grid")
+    g = g[g.method.isin(methods)]
+    shape = g.groupby(["method", "dataset", "setting", "target"]).agg(I=("train_seed", "nunique"), n=("unlearn_seed", "size"))
+    shape["J"] = shape.n // shape.I
+    per = shape.groupby("method")[["I", "J"]].min()
+    kinds = per.drop_duplicates()
+    n_targets = g.groupby(["dataset", "setting", "target"]).ngroups
+    text = "; ".join(f"{i} training seeds x {j} unlearning seeds"
+                     + ("" if len(kinds) == 1 else f" ({', '.join(label(m) for m in per.index[(per.I == i) & (per.J == j)])})")
+                     for i, j in kinds.itertuples(index=False))
+    return f"{text}, on {n_targets} target{'s' if n_targets != 1 else ''} (one per setting)" if n_targets == len(
+        set(zip(g.dataset, g.setting))) else f"{text}, on {n_targets} targets"
 
 
 def ltr_profile(profile: str) -> tuple[str, bool]:

@@ -83,6 +83,18 @@ def grid_matrix(table: pd.DataFrame, method: str, setting_key: str, target, metr
     return np.vstack(rows)
 
 
+def grid_as_paper(table: pd.DataFrame, a_seed: int | None = None) -> pd.DataFrame:
+    """The paper's two protocols drawn from the grid design, as paper-design rows: A = one training
+    seed (``a_seed``; default the smallest) with all its unlearning seeds, B = every training seed
+    with its first unlearning seed. So pages that draw protocol A and B read a grid the same way."""
+    g = select(table, "grid")
+    seed = g.train_seed.min() if a_seed is None else a_seed
+    a = g[g.train_seed == seed].assign(protocol="A")
+    first = g.groupby(["dataset", "setting", "target", "method", "train_seed"]).unlearn_seed.transform("min")
+    b = g[g.unlearn_seed == first].assign(protocol="B")
+    return pd.concat([a, b], ignore_index=True).assign(design="paper")
+
+
 def protocols(table: pd.DataFrame, method: str, setting_key: str, target, metric: str):
     """The paper design's two samples (A, B) for one method, setting, target and metric."""
     _require(table, ["design", "protocol", *KEYS, metric])
@@ -204,6 +216,68 @@ def reml(Z) -> dict:
                    for w in caught if issubclass(w.category, Warning)})
     ok = bool(getattr(fit, "converged", True)) and not said
     return {"sigma_b2": float(np.asarray(fit.cov_re)[0, 0]), "sigma_w2": float(fit.scale), "degenerate": False,
+            "estimator": "REML" if ok else f"REML (not converged: {', '.join(said) or 'no convergence'})"}
+
+
+def crossed_anova(Y) -> dict:
+    """Variance components of a balanced crossed design Y[i, o, j]: initialisation seed i, order
+    seed o, unlearning seed j (the ``init_order`` design), for the model
+    Z = mu + a_i + b_o + (ab)_io + e_ioj with independent random effects.
+
+    Mean squares MS_A = O J var_i(mean_i), MS_B = I J var_o(mean_o),
+    MS_AB = J sum_io (mean_io - mean_i - mean_o + mean)^2 / ((I-1)(O-1)), MS_E = the pooled
+    within-cell variance; E MS_E = s_e, E MS_AB = s_e + J s_ab, E MS_A = s_e + J s_ab + O J s_a,
+    E MS_B = s_e + J s_ab + I J s_b, so (each truncated at zero)
+    s_e = MS_E, s_ab = (MS_AB - MS_E) / J, s_a = (MS_A - MS_AB) / (O J), s_b = (MS_B - MS_AB) / (I J).
+
+    var E(Z | training seed) = s_a + s_b + s_ab. A protocol that varies only the initialisation
+    (Deep Unlearn's), at one order and one unlearning seed, sees s_a and, through the interaction,
+    s_ab, never s_b: ``init_only_share`` = (s_a + s_ab) / (s_a + s_b + s_ab).
+    """
+    Y = np.asarray(Y, float)
+    if Y.ndim != 3 or Y.shape[0] < 2 or Y.shape[1] < 2:
+        raise ConfigError(f"the init_order components need at least 2 x 2 initialisation x order seeds; got shape {Y.shape}")
+    I, O, J = Y.shape
+    cell = Y.mean(2)
+    m, mi, mo = cell.mean(), cell.mean(1), cell.mean(0)
+    ms_a = O * J * mi.var(ddof=1)
+    ms_b = I * J * mo.var(ddof=1)
+    ms_ab = J * ((cell - mi[:, None] - mo[None, :] + m) ** 2).sum() / ((I - 1) * (O - 1))
+    spread = np.ptp(Y, axis=2) > 0  # a constant cell has exactly no within-cell variance
+    ms_e = float(np.where(spread, Y.var(2, ddof=1) if J > 1 else 0.0, 0.0).mean()) if J > 1 else 0.0
+    s = {"sigma_init2": max(0.0, (ms_a - ms_ab) / (O * J)), "sigma_order2": max(0.0, (ms_b - ms_ab) / (I * J)),
+         "sigma_inter2": max(0.0, (ms_ab - ms_e) / J), "sigma_unlearn2": ms_e}
+    seed = s["sigma_init2"] + s["sigma_order2"] + s["sigma_inter2"]
+    return {**s, "var_seed": seed, "init_only_share": (s["sigma_init2"] + s["sigma_inter2"]) / seed if seed > 0 else float("nan"),
+            "ms": {"A": float(ms_a), "B": float(ms_b), "AB": float(ms_ab), "E": ms_e}, "shape": (I, O, J)}
+
+
+def crossed_reml(Y) -> dict:
+    """REML check of ``crossed_anova``: statsmodels MixedLM with one group and variance components
+    for the initialisation, the order and their cell (crossed random effects). Returns the four
+    components and ``estimator`` ('REML', or 'REML (not converged: ...)'); a design without
+    within-cell variance (a deterministic method) has no REML fit: the ANOVA values, flagged."""
+    import warnings
+    import pandas as pd
+    from statsmodels.regression.mixed_linear_model import MixedLM
+    Y = np.asarray(Y, float)
+    a = crossed_anova(Y)
+    if a["ms"]["E"] <= 1e-12 * max(1.0, a["ms"]["A"], a["ms"]["B"]):
+        return {**{k: a[k] for k in ("sigma_init2", "sigma_order2", "sigma_inter2", "sigma_unlearn2")},
+                "estimator": "ANOVA (degenerate: no within-cell variance)"}
+    I, O, J = Y.shape
+    i, o, _ = np.meshgrid(np.arange(I), np.arange(O), np.arange(J), indexing="ij")
+    d = pd.DataFrame({"z": Y.ravel(), "init": i.ravel(), "order": o.ravel(), "cell": (i * O + o).ravel(), "g": 0})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = MixedLM.from_formula("z ~ 1", d, groups="g", re_formula="0",
+                                   vc_formula={"init": "0 + C(init)", "order": "0 + C(order)", "cell": "0 + C(cell)"}
+                                   ).fit(reml=True)
+    said = sorted({type(w.message).__name__ for w in caught if issubclass(w.category, Warning)})
+    vc = dict(zip(fit.model.exog_vc.names, np.asarray(fit.vcomp, float)))
+    ok = bool(getattr(fit, "converged", True)) and not said
+    return {"sigma_init2": vc["init"], "sigma_order2": vc["order"], "sigma_inter2": vc["cell"],
+            "sigma_unlearn2": float(fit.scale),
             "estimator": "REML" if ok else f"REML (not converged: {', '.join(said) or 'no convergence'})"}
 
 

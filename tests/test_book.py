@@ -151,7 +151,7 @@ document.getElementById('f').addEventListener('load', function () {
 </script></body></html>"""
 
 
-FIGURE_PAGES = ["02_unlearn", "03_figure1", "04_figure2", "05_beyond", "06_modes", "08_claims", "09_ltr"]
+FIGURE_PAGES = ["02_unlearn", "03_figure1", "04_figure2", "05_beyond", "06_modes", "08_claims", "09_ltr", "10_deepunlearn"]
 
 
 @pytest.mark.parametrize("page,needs_math,min_images", [("book/derivation.html", True, 0)] + [

@@ -149,3 +149,38 @@ def test_reml_says_which_estimator_produced_each_value():
     assert stats.reml(flat)["estimator"].startswith("REML (not converged")
     comp = stats.components(det)
     assert comp["reml_estimator"].startswith("ANOVA")
+
+
+# --- the init_order design: crossed initialisation x order seeds ------------------------------
+
+def _crossed(rng, I, O, J, sa, sb, sab, se):
+    return (10 + rng.normal(0, np.sqrt(sa), (I, 1, 1)) + rng.normal(0, np.sqrt(sb), (1, O, 1))
+            + rng.normal(0, np.sqrt(sab), (I, O, 1)) + rng.normal(0, np.sqrt(se), (I, O, J)))
+
+
+def test_crossed_anova_recovers_known_components_on_average():
+    rng = np.random.default_rng(1)
+    truth = np.array([4.0, 2.0, 1.0, 1.0])  # init, order, interaction, unlearning
+    names = ("sigma_init2", "sigma_order2", "sigma_inter2", "sigma_unlearn2")
+    est = np.array([[stats.crossed_anova(_crossed(rng, 6, 6, 3, *truth))[k] for k in names] for _ in range(600)])
+    se = est.std(0) / np.sqrt(len(est))
+    assert np.all(np.abs(est.mean(0) - truth) < 4 * se + 0.02 * truth), (est.mean(0), se)
+
+
+def test_crossed_reml_agrees_with_anova_on_a_balanced_design():
+    Y = _crossed(np.random.default_rng(3), 6, 5, 3, 4.0, 3.0, 1.0, 1.0)
+    a, r = stats.crossed_anova(Y), stats.crossed_reml(Y)
+    assert r["estimator"] == "REML"
+    for k in ("sigma_init2", "sigma_order2", "sigma_inter2", "sigma_unlearn2"):
+        assert r[k] == pytest.approx(a[k], rel=1e-3, abs=1e-4), k
+
+
+def test_init_only_share_counts_what_an_init_only_protocol_varies():
+    i, o, j = np.meshgrid(np.arange(4.0), np.arange(4.0), np.arange(3.0), indexing="ij")
+    assert stats.crossed_anova(i + 0.01 * j)["init_only_share"] == pytest.approx(1.0)  # initialisation only
+    assert stats.crossed_anova(o + 0.01 * j)["init_only_share"] == pytest.approx(0.0)  # order only: never seen
+    both = stats.crossed_anova(i + o)
+    assert both["sigma_init2"] == pytest.approx(both["sigma_order2"]) and both["init_only_share"] == pytest.approx(0.5)
+    assert both["sigma_unlearn2"] == 0 and stats.crossed_reml(i + o)["estimator"].startswith("ANOVA (degenerate")
+    with pytest.raises(ConfigError, match="at least 2 x 2"):
+        stats.crossed_anova(np.zeros((2, 1, 3)))
