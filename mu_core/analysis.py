@@ -262,6 +262,50 @@ def trio_sentence(flips: pd.DataFrame) -> str:
     return "; ".join(parts)
 
 
+def init_order_summary(io: pd.DataFrame, metric: str = "forget_acc") -> dict:
+    """Text for the book: the share of var E(Z | S) an init-only protocol sees, where the order
+    seed outweighs the initialisation, and how the REML check went."""
+    f = io[(io.metric == metric) & (io.var_seed > 0)]
+    if f.empty:
+        return {"io_share": "not defined (no training-seed variance in this run's init_order design)",
+                "io_order_major": "none", "io_reml": "no fit"}
+    by = f.groupby("method", sort=False).init_only_share.median()
+    lo, hi = by.idxmin(), by.idxmax()
+    order_major = f[f.sigma_order2 > f.sigma_init2].method.unique()
+    fits = io[io.metric == metric]
+    conv = fits.reml_estimator == "REML"
+    gap = (fits[conv].reml_init2 - fits[conv].sigma_init2).abs().max() if conv.any() else float("nan")
+    return {"io_share": f"a median {100 * f.init_only_share.median():.0f} % over methods and targets (per method, from "
+                        f"{100 * by[lo]:.0f} % for {label(lo)} to {100 * by[hi]:.0f} % for {label(hi)})",
+            "io_order_major": ", ".join(label(m) for m in order_major) or "none",
+            "io_reml": f"REML converged in {int(conv.sum())} of {len(fits)} fits"
+                       + (f", its initialisation variance within {gap:.2g} of the ANOVA estimate there" if conv.any() else "")
+                       + f"; {int(fits.reml_estimator.str.startswith('ANOVA').sum())} fits had no within-cell variance"}
+
+
+def ulira_summary(summary: pd.DataFrame) -> dict:
+    """Text for the book from ``ulira.csv``: the calibration row (the gold standard) against 0.5,
+    and which methods the attack tells apart, on LiRA's statistic."""
+    f = summary[summary.statistic == "phi"]
+    if f.empty:
+        return {"ul_calibration": "not computed (no ulira design in this run)", "ul_detected": "not computed",
+                "ul_best": "not computed"}
+    gold = f[f.method.map(lambda m: m in METHODS and METHODS[m].role == "gold")]
+    cal = "no gold-standard row"
+    if len(gold):
+        g = gold.iloc[0]
+        inside = g.du_membership_lo <= 0.5 <= g.du_membership_hi
+        cal = (f"{label(g.method)} scores {g.du_membership:.3f} (95 % interval {g.du_membership_lo:.3f} to "
+               f"{g.du_membership_hi:.3f}, {'which contains' if inside else 'which does not contain'} 0.5) with an AUC of {g.auc:.3f}")
+    rest = f[~f.method.isin(gold.method)]
+    seen = rest[rest.auc_lo > 0.5]
+    best = rest.loc[rest.auc.idxmax()] if len(rest) else None
+    return {"ul_calibration": cal,
+            "ul_detected": f"{len(seen)} of {len(rest)}" + (f" ({', '.join(label(m) for m in seen.method)})" if len(seen) else ""),
+            "ul_best": (f"{label(best.method)}: AUC {best.auc:.3f} ({best.auc_lo:.3f} to {best.auc_hi:.3f}), TPR at 1 % FPR "
+                        f"{best.tpr_at_1pct_fpr:.3f}") if best is not None else "none"}
+
+
 def modes_table(reference: pd.DataFrame, corrected: pd.DataFrame, protocols=("A", "B")) -> pd.DataFrame:
     """The paper-design rows of a reference run and a corrected run over the targets both have."""
     ref = stats.select(reference, "paper")

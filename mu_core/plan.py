@@ -24,7 +24,7 @@ from collections import defaultdict
 
 from . import domains
 from .images import data as D
-from .images import metrics, models, train
+from .images import metrics, models, train, ulira
 from .images.methods import METHODS
 
 
@@ -36,17 +36,19 @@ def code_versions(reference_selection: bool = False) -> dict:
     v = {"data": D.DATA_VERSION, "models": models.MODELS_VERSION, "train": train.TRAIN_VERSION}
     return {**v, "accuracy": metrics.ACCURACY_VERSION} if reference_selection else v
 
-COLUMNS = ["design", "protocol", "dataset", "setting", "target", "method", "mode", "train_seed",
-           "unlearn_seed", "retain_acc", "forget_acc", "test_acc", "mia", "method_seconds", "status",
-           "commit", "computed_at"]
-KEYS = COLUMNS[:9]  # what identifies a row, whatever the domain
-TAIL = COLUMNS[13:]  # after the metrics
+KEYS = ["design", "protocol", "dataset", "setting", "target", "method", "mode", "train_seed",
+        "unlearn_seed"]  # what identifies a row, whatever the domain (with SPLIT_SEEDS where present)
+SPLIT_SEEDS = ["init_seed", "order_seed"]  # an image model's initialisation and data-order seeds
+TAIL = ["method_seconds", "status", "commit", "computed_at"]  # after the metrics
+COLUMNS = KEYS + SPLIT_SEEDS + domains.IMAGE_METRICS + TAIL
 
 
 def columns(prof: dict) -> list[str]:
     """The results table's columns for the profile's domain: its metrics between the row's keys
     and the timing, status and provenance (the image columns are ``COLUMNS``)."""
-    return KEYS + domains.metrics(prof) + TAIL
+    if domains.of(prof) == "ltr":
+        return KEYS + domains.metrics(prof) + TAIL
+    return COLUMNS
 
 
 # columns that differ between two computations of the same result: a timing and when it was computed
@@ -68,14 +70,35 @@ def rows(prof: dict) -> list[dict]:
     """Rows of the results table, without their metrics."""
     out = []
 
-    def add(design, protocol, key, target, method, s_t, s_u):
+    def add(design, protocol, key, target, method, s_t, s_u, order=None, mode=None):
         ds, setting = key.split("/")
         out.append(dict(design=design, protocol=protocol, dataset=ds, setting=setting,
-                        target=str(target), method=method, mode=prof["mode"],
-                        train_seed=s_t, unlearn_seed=s_u))
+                        target=str(target), method=method, mode=mode or prof["mode"],
+                        train_seed=s_t, unlearn_seed=s_u, init_seed=s_t, order_seed=s_t if order is None else order))
 
     for design in prof["designs"]:
         cfg = prof[design]
+        if design == "init_order":
+            # initialisation seed i x order seed o (train_seed = i), J unlearning seeds per model;
+            # the models with o = i are the grid's (and protocol B's) models of s_t = i
+            n_o, J = cfg["orders"], cfg["J"]
+            for key, ts in prof["grid_targets"].items():
+                for t in ts:
+                    for m in [m for m in cfg["methods"] if m in prof["methods"]]:
+                        for i in range(1, cfg["inits"] + 1):
+                            for o in range(1, n_o + 1):
+                                for j in range(1, J + 1):
+                                    add(design, design, key, t, m, i, ((i - 1) * n_o + o - 1) * J + j, order=o)
+            continue
+        if design == "ulira":
+            # U-LiRA (images.ulira): model k (s_t = k) trained without half the target pool, unlearned
+            # once (s_u = k) by each method; the gold standard runs from scratch (corrected mode)
+            # whatever the profile's mode, as the calibration row
+            for m in [m for m in cfg["methods"] if m in prof["methods"]]:
+                gold = METHODS[m].role == "gold"
+                for k in range(1, cfg["K"] + 1):
+                    add(design, design, f"{cfg['dataset']}/random", k, m, k, k, mode="corrected" if gold else None)
+            continue
         I, J = cfg["I"], cfg["J"]
         targets = prof["targets"] if design == "paper" else prof["grid_targets"]
         for key, ts in (targets or {}).items():
@@ -107,12 +130,18 @@ def recipe(prof: dict, dataset: str) -> dict:
     return {**r, "epochs": prof["train"]["epochs"][dataset], "milestones": prof["train"]["milestones"][dataset]}
 
 
-def train_spec(prof: dict, dataset: str, seed: int) -> dict:
-    """Everything that determines one original model, and its key."""
+def train_spec(prof: dict, dataset: str, seed: int, order_seed: int | None = None, train_on: dict | None = None) -> dict:
+    """Everything that determines one original model, and its key. ``seed`` (s_t) initialises
+    the network and, unless ``order_seed`` differs from it, draws the data order and augmentation
+    (a model of one s_t keeps the key it had before the seeds were split)."""
     spec = dict(data=prof["data"], model=prof["model"], dataset=dataset, recipe=recipe(prof, dataset),
                 normalisation=D.NORMALISATION[prof["data"]["source"]],
                 select_on_test=prof["mode"] == "reference", train_seed=seed,
                 versions=code_versions(prof["mode"] == "reference"))
+    if order_seed is not None and order_seed != seed:
+        spec["order_seed"] = order_seed
+    if train_on:  # trained on one split's D_r and D_f only (U-LiRA's models)
+        spec["train_on"] = train_on
     # where CIFAR lives does not change what is trained
     key_spec = copy.deepcopy(spec)
     key_spec["data"] = {k: v for k, v in spec["data"].items() if k not in ("root", "download")}
@@ -126,7 +155,8 @@ def model_spec(prof: dict, row: dict) -> dict:
         from .ltr import engine
         spec = engine.train_spec(prof, row)
         return {**spec, "key": "ranker-" + _hash(spec)}
-    return train_spec(prof, row["dataset"], row["train_seed"])
+    train_on = {"setting": row["setting"], "target": row["target"]} if row["setting"] == "random" else None
+    return train_spec(prof, row["dataset"], row["train_seed"], row.get("order_seed"), train_on)
 
 
 def job_spec(prof: dict, row: dict, tkey: str) -> dict:
@@ -140,10 +170,12 @@ def job_spec(prof: dict, row: dict, tkey: str) -> dict:
         return {**spec, "key": f"{m}-" + _hash(spec)}
     det = METHODS[m].deterministic
     spec = dict(train_key=tkey, setting=row["setting"], target=row["target"], method=m,
-                mode=prof["mode"], params=prof["method_params"].get(m, {}), eval=prof["eval"],
+                mode=row["mode"], params=prof["method_params"].get(m, {}), eval=prof["eval"],
                 unlearn_seed=None if det else row["unlearn_seed"],
                 versions={**code_versions(), "method": METHODS[m].version,
                           "accuracy": metrics.ACCURACY_VERSION, "metrics": metrics.METRICS_VERSION})
+    if row["setting"] == "random":  # the job also stores U-LiRA's statistics of the target pool
+        spec["versions"]["ulira"] = ulira.ULIRA_VERSION
     return {**spec, "key": f"{m}-" + _hash(spec)}
 
 

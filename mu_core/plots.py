@@ -187,6 +187,58 @@ def icc_dots(comp: pd.DataFrame, highlight, metric: str = "forget_acc"):
     return fig
 
 
+IO_PARTS = {"sigma_init2": "initialisation", "sigma_order2": "data order", "sigma_inter2": "their interaction",
+            "sigma_unlearn2": "unlearning seed"}
+
+
+def init_order_bars(io: pd.DataFrame, metric: str = "forget_acc"):
+    """Per method, the share of the variance of ``metric`` each source carries in the
+    ``init_order`` design (stacked to 1), one panel per target; a panel says so when a method has
+    no variance at all."""
+    style()
+    t = io[io.metric == metric].assign(key=lambda d: d.dataset + "/" + d.setting + " " + d.target.astype(str))
+    keys = sorted(set(t.key)) or ["(no init_order design in this run)"]
+    fig, axes = plt.subplots(len(keys), 1, figsize=(6.5, 0.3 * max(1, t.method.nunique()) * len(keys) + 1.2 * len(keys)),
+                             squeeze=False)
+    colours = sns.color_palette("colorblind", 4)
+    for ax, key in zip(axes[:, 0], keys):
+        d = t[t.key == key].set_index("method")
+        order = method_order(d.index)
+        total = d[list(IO_PARTS)].sum(1)
+        left = pd.Series(0.0, index=order)
+        for (col, name), c in zip(IO_PARTS.items(), colours):
+            share = (d.loc[order, col] / total.loc[order]).where(total.loc[order] > 0, 0.0) if order else left
+            ax.barh(range(len(order)), share.to_numpy(), left=left.to_numpy(), color=c, label=name)
+            left = left + share
+        ax.set_yticks(range(len(order)), [_methods()[m].label if m in _methods() else m for m in order])
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1)
+        ax.set_title(place(key) if " " in key and not key.startswith("(") else key, fontsize=9)
+    axes[-1, 0].set_xlabel("share of the variance (no bar: no variance at all)")
+    axes[0, 0].legend(loc="lower center", bbox_to_anchor=(0.5, 1.12), ncol=4, frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def ulira_targets(targets: pd.DataFrame):
+    """Per method, the distribution over targets of Deep Unlearn's membership probability (0.5:
+    a forgotten target looks like one never trained on), from ``ulira_targets.csv``."""
+    style()
+    order = method_order(targets.method) if len(targets) else []
+    fig, ax = plt.subplots(figsize=(6.5, 0.34 * max(1, len(order)) + 1.3))
+    if order:
+        sns.boxplot(data=targets, y="method", x="membership", order=order, whis=(5, 95), fliersize=1.5,
+                    color=sns.color_palette()[0], ax=ax)
+        ax.set_yticks(range(len(order)), [_methods()[m].label if m in _methods() else m for m in order])
+    else:
+        ax.text(0.5, 0.5, "no ulira design in this run", ha="center", va="center", transform=ax.transAxes)
+    ax.axvline(0.5, color="black", lw=1)
+    ax.set_xlabel("membership probability of a forgotten target (0.5: indistinguishable)")
+    ax.set_ylabel("")
+    fig.tight_layout()
+    return fig
+
+
 def components_bars(comp: pd.DataFrame, metric: str = "forget_acc"):
     """Between-seed and within-seed variance (the two terms of equation 2) per method and setting."""
     style()

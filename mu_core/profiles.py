@@ -24,7 +24,7 @@ from .images.methods import METHODS
 HERE = os.path.join(os.path.dirname(__file__), "profiles")
 MODES = ("reference", "corrected")
 DEVICES = ("auto", "cpu", "cuda")
-DESIGNS = ("paper", "grid")
+DESIGNS = ("paper", "grid", "init_order", "ulira")
 INT0, INT1 = Num(0, integer=True), Num(1, integer=True)
 # Upper bounds that keep a plan within one machine: a seed that torch and numpy both take, grids
 # and batches a run can hold, networks a CPU or GPU can build.
@@ -162,7 +162,7 @@ def schema(prof: dict) -> dict:
     a learning-to-rank profile's are ``ltr.engine.schema``'s."""
     if prof.get("domain") == "ltr":
         from .ltr import engine
-        return engine.schema(SEEDS, SEED, DESIGNS, _JCap())
+        return engine.schema(SEEDS, SEED, DESIGNS[:2], _JCap())
     src = prof.get("data", {}).get("source") if isinstance(prof.get("data"), dict) else None
     settings = D.SETTINGS.get(src if isinstance(src, str) else None, [s for v in D.SETTINGS.values() for s in v])
     datasets = sorted({s.split("/")[0] for s in settings})
@@ -184,6 +184,13 @@ def schema(prof: dict) -> dict:
         "paper": {"I": SEEDS, "J": SEEDS, "a_train_seed": SEED, "a_first_unlearn_seed": SEED,
                   "b_first_train_seed": SEED},
         "grid": {"I": SEEDS, "J": SEEDS},
+        # initialisation x order seeds on the grid targets (train_seed = init seed), J unlearning seeds
+        # each, for those of its methods the profile's methods list (as ulira's)
+        "init_order": Optional({"inits": Num(2, 100, integer=True), "orders": Num(2, 100, integer=True), "J": SEEDS,
+                                "methods": ListOf(Choice(*METHODS), nonempty=True)}),
+        # U-LiRA (images.ulira): K models, each without half a fixed target pool, unlearned by each method
+        "ulira": Optional({"K": Num(8, 1000, integer=True), "dataset": Choice(*datasets),
+                           "methods": ListOf(Choice(*METHODS), nonempty=True), "n_boot": Num(10, 10_000, integer=True)}),
         "targets": (Choice(*settings), names_list), "grid_targets": (Choice(*settings), names_list),
         "methods": ListOf(Choice(*METHODS), nonempty=True),
         "j_per_method": (Choice(*METHODS), _JCap()),
@@ -212,7 +219,18 @@ def validate(prof: dict) -> None:
             for t in targets if not ltr else ():  # a ranker's targets (click models) were checked by the schema
                 D.target_index(ds, setting, t)
             datasets.add(ds)
-    if not [d for d in prof["designs"] if prof["targets" if d == "paper" else "grid_targets"]]:
+    for design, fields in (("init_order", "inits, orders, J, methods"), ("ulira", "K, dataset, methods, n_boot")):
+        if design in prof["designs"]:
+            cfg = prof.get(design)
+            if not cfg:
+                raise ConfigError(f"designs lists {design} but the profile has no {design} section ({fields})")
+    if "ulira" in prof["designs"]:
+        no_random = [m for m in prof["ulira"]["methods"] if m in ("unsir", "lfssd")]
+        if no_random:  # each needs a forgotten class (UNSIR's noise label, LFSSD's full-class alpha)
+            raise ConfigError(f"ulira.methods: {', '.join(no_random)} forget a class, not random samples; "
+                              f"allowed: the other methods")
+        datasets.add(prof["ulira"]["dataset"])
+    if not [d for d in prof["designs"] if d == "ulira" or prof["targets" if d == "paper" else "grid_targets"]]:
         raise ConfigError("targets (paper design) and grid_targets (grid design) name no target "
                           "for the designs listed in designs")
     n = planned_rows(prof)
@@ -244,6 +262,13 @@ def planned_rows(prof: dict) -> int:
         cfg = prof[design]
         targets = prof["targets"] if design == "paper" else prof["grid_targets"]
         n_targets = sum(len(ts) for ts in (targets or {}).values())
+        runs = [m for m in cfg.get("methods", []) if m in prof["methods"]]  # init_order's and ulira's
+        if design == "init_order":
+            n += n_targets * len(runs) * cfg["inits"] * cfg["orders"] * cfg["J"]
+            continue
+        if design == "ulira":
+            n += len(runs) * cfg["K"]
+            continue
         for m in prof["methods"]:
             Jm = j_cap(prof, m, design)
             if Jm == 0:  # not in this design

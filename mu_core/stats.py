@@ -357,6 +357,27 @@ def components_table(table: pd.DataFrame, metrics=("retain_acc", "forget_acc")) 
     return pd.DataFrame(out)
 
 
+def init_order_table(table: pd.DataFrame, metrics=("retain_acc", "forget_acc")) -> pd.DataFrame:
+    """``crossed_anova`` (with its REML check) for every method, setting, target and metric of the
+    ``init_order`` design: Y[i, o, j] = initialisation seed i, order seed o, unlearning seed j."""
+    _require(table, ["design", *KEYS, "init_seed", "order_seed", "unlearn_seed", *metrics])
+    out = []
+    for (ds, setting, target, method), g in select(table, "init_order").groupby(list(KEYS)):
+        g = g.sort_values(["init_seed", "order_seed", "unlearn_seed"])
+        shape = (g.init_seed.nunique(), g.order_seed.nunique())
+        if len(g) % (shape[0] * shape[1]):
+            raise ConfigError(f"the init_order rows of {method}, {ds}/{setting} are unbalanced")
+        for metric in metrics:
+            Y = g[metric].to_numpy(float).reshape(*shape, -1)
+            a, r = crossed_anova(Y), crossed_reml(Y)
+            out.append(dict(dataset=ds, setting=setting, target=target, method=method, metric=metric,
+                            inits=shape[0], orders=shape[1], J=Y.shape[2], mean=float(Y.mean()),
+                            **{k: a[k] for k in ("sigma_init2", "sigma_order2", "sigma_inter2", "sigma_unlearn2",
+                                                 "var_seed", "init_only_share")},
+                            reml_init2=r["sigma_init2"], reml_order2=r["sigma_order2"], reml_estimator=r["estimator"]))
+    return pd.DataFrame(out)
+
+
 # --- uncertainty ---------------------------------------------------------------------------
 
 def bootstrap(Z, statistic, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:

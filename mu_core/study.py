@@ -115,12 +115,27 @@ def run(profile: str | dict, run_dir: str, overrides=(), executor: str = "auto",
     bar.close()
     t1 = time.time()
     table = assemble(run_dir, rows, {k: v for k, v in stored.items() if v is not None}, plan.columns(prof))
+    if "ulira" in prof["designs"]:
+        write_ulira(prof, run_dir, rows)
     write_manifest(prof, run_dir, {"experiments": t1 - t0, "assemble": time.time() - t1}, counts,
                    effective_executor(executor), len(tspecs), table)
     failed = failures(table)
     if len(failed):
         print(failed_summary(failed), file=sys.stderr)
     return Finished(table, counts, os.path.join(run_dir, "results.csv"), len(failed))
+
+
+def write_ulira(prof: dict, run_dir: str, rows: list[dict]) -> pd.DataFrame:
+    """``ulira.csv`` (per method and statistic: Deep Unlearn's membership score, AUC, balanced
+    accuracy, TPR at 1 % FPR, each with its bootstrap interval over targets) and
+    ``ulira_targets.csv`` (each target's membership score) in the run folder, from the stored jobs."""
+    from .images import ulira
+    n_train = len(D.labels(D.load(prof["data"]), prof["ulira"]["dataset"])[0])
+    summary, targets = ulira.tables(rows, lambda key: tasks.stored_result(run_dir, key, quiet=True), n_train,
+                                    prof["ulira"]["n_boot"])
+    for name, df in (("ulira.csv", summary), ("ulira_targets.csv", targets)):
+        store.atomic_write(os.path.join(run_dir, name), df.to_csv(index=False, float_format="%.6g").encode())
+    return summary
 
 
 def failures(table: pd.DataFrame) -> pd.DataFrame:
@@ -175,7 +190,7 @@ def assemble(run_dir: str, rows: list[dict], known: dict | None = None, columns=
         out.append({**{k: v for k, v in r.items() if k != "job"}, **{k: v for k, v in res.items() if k != "computed"},
                     "commit": made.get("commit"), "computed_at": made.get("date")})
     table = pd.DataFrame(out, columns=columns)
-    table = table.sort_values(plan.KEYS, kind="stable").reset_index(drop=True)
+    table = table.sort_values([c for c in plan.KEYS + plan.SPLIT_SEEDS if c in table], kind="stable").reset_index(drop=True)
     store.atomic_write(os.path.join(run_dir, "results.csv"), table.to_csv(index=False, float_format="%.6g").encode())
     return table
 

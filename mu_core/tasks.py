@@ -17,7 +17,7 @@ import torch
 from . import provenance, store
 from .images import data as D
 from .images import methods as M
-from .images import metrics, models, train
+from .images import metrics, models, train, ulira
 from .errors import ConfigError
 
 
@@ -102,9 +102,11 @@ def _train(model, spec, path, data, device, show_epochs):
     if spec["select_on_test"]:
         # quirk (reference): the epoch with the best test accuracy is kept (test-set selection)
         select = lambda m: metrics.accuracy(metrics.logits(m, data.test_x, data), y_test, "reference")
-    gen = torch.Generator().manual_seed(spec["train_seed"])  # data order and augmentation
+    # data order and augmentation: the order seed (s_t itself unless the init_order design split them)
+    gen = torch.Generator().manual_seed(spec.get("order_seed", spec["train_seed"]))
+    idx = D.make_split(data, ds, **spec["train_on"]).train_all if "train_on" in spec else slice(None)
     t0 = time.perf_counter()
-    train.fit(model, data.train_x, y_train, spec["recipe"], gen, data, select=select,
+    train.fit(model, data.train_x[idx], y_train[idx], spec["recipe"], gen, data, select=select,
               label=f"train {ds} s_t={spec['train_seed']}" if show_epochs else None)
     seconds = time.perf_counter() - t0
     store.save_model(path, model, spec["key"])  # the sidecar last: a model counts as stored once it is there
@@ -129,14 +131,15 @@ def _model_and_compute(prof, run_dir, tspec, show_epochs=False):
         return ranker, trained, lambda job: engine.run_job(ranker, data, tspec, {**job, "mode": prof["mode"]}, before)
     device, data = context(prof)
     model, trained = original_model(tspec, run_dir, data, device, show_epochs=show_epochs)
-    splits = {}
-    ctx = M.Context(prof["mode"], tspec["recipe"], prof["model"])
+    splits, ctx = {}, {}
 
     def compute(job):
         st = (job["setting"], job["target"])
         if st not in splits:
             splits[st] = D.make_split(data, tspec["dataset"], *st)
-        return run_job(model, splits[st], job, ctx, device)
+        if job["mode"] not in ctx:  # U-LiRA's calibration Retrain runs corrected in any profile
+            ctx[job["mode"]] = M.Context(job["mode"], tspec["recipe"], prof["model"])
+        return run_job(model, splits[st], job, ctx[job["mode"]], device)
     return model, trained, compute
 
 
@@ -171,7 +174,10 @@ def run_job(model, split, job, ctx: M.Context, device) -> dict:
     """One unlearning job: ``unlearn`` a copy of M_o, then ``evaluate_job``; with its timing and
     the provenance of this computation."""
     m, seconds = unlearn(model, split, job, ctx, device)
-    return {**evaluate_job(m, split, job, ctx), "method_seconds": seconds, "computed": provenance.stamp(device)}
+    out = {**evaluate_job(m, split, job, ctx), "method_seconds": seconds, "computed": provenance.stamp(device)}
+    if split.setting == "random" and out["status"] == "ok":
+        out["pool"] = ulira.pool_statistics(m, split)
+    return out
 
 
 def unlearn(model, split, job, ctx: M.Context, device):

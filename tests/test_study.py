@@ -10,7 +10,7 @@ from mu_core.__main__ import main
 
 INTERFACE = ["dataset", "setting", "target", "method", "mode", "train_seed", "unlearn_seed",
              "retain_acc", "forget_acc", "test_acc", "mia", "method_seconds"]
-SMALL = {"targets": {"mnist10/full_class": ["7"]}, "grid_targets": {"mnist5/sub_class": ["7"]},
+SMALL = {"designs": ["paper", "grid"], "targets": {"mnist10/full_class": ["7"]}, "grid_targets": {"mnist5/sub_class": ["7"]},
          "methods": ["original", "finetune", "ssd"], "paper.I": 2, "paper.J": 3, "grid.I": 2, "grid.J": 2}
 
 

@@ -309,7 +309,7 @@ def test_a_plan_beyond_the_machine_or_without_a_job_is_refused(tmp_path):
     assert "plans no job" in refused({"designs": ["paper"], "targets": {"mnist10/full_class": []}})
     assert "seeds run up to" in refused({"paper.a_first_unlearn_seed": 2**31 - 2, "paper.J": 5})
     code = main(["run", "--profile", "smoke", "--no-progress", "--run-dir", str(tmp_path / "r"),
-                 "--set", "targets={mnist10/full_class: []}", "--set", "grid_targets={}"])
+                 "--set", "targets={mnist10/full_class: []}", "--set", "grid_targets={}", "--set", "designs=[paper, grid]"])
     assert code == 2 and not (tmp_path / "r").exists()
 
 

@@ -250,8 +250,38 @@ def _class_ordered(mask, group):
     return idx[order]
 
 
+POOL_SEED = 0  # U-LiRA's fixed target pool (see ``random_split``); never a training seed
+
+
+def pool(n_train: int) -> torch.Tensor:
+    """U-LiRA's target pool: 2m training indices, m = round(n / 11), drawn once from ``POOL_SEED``,
+    so that a model trained on the rest plus half the pool forgets 10 % of its training set."""
+    m = round(n_train / 11)
+    return torch.randperm(n_train, generator=torch.Generator().manual_seed(POOL_SEED))[:2 * m]
+
+
+def random_split(data: Data, dataset: str, k: int) -> Split:
+    """The 'random' setting of U-LiRA's model k: D_f = a half of the pool drawn from seed k, D_r =
+    every training sample outside the pool; the other half is never trained on. There is no
+    forgotten class, so the test set serves as both test halves (SCRUB's forget-validation set is
+    then all of it, as Deep Unlearn has it under random forgetting)."""
+    y_tr, y_te = labels(data, dataset)
+    p = pool(len(y_tr))
+    half = torch.randperm(len(p), generator=torch.Generator().manual_seed(int(k)))[:len(p) // 2]
+    dev = y_tr.device
+    inside = torch.zeros(len(y_tr), dtype=torch.bool, device=dev)
+    inside[p.to(dev)] = True
+    forget = torch.zeros(len(y_tr), dtype=torch.bool, device=dev)
+    forget[p[half].to(dev)] = True
+    every = torch.arange(len(y_te), device=dev)
+    return Split(data, dataset, "random", str(k), y_tr, y_te, y_tr, torch.nonzero(~inside).flatten(),
+                 torch.nonzero(forget).flatten(), every, every, NUM_CLASSES[dataset], -1)
+
+
 def make_split(data: Data, dataset: str, setting: str, target) -> Split:
     """Forget / retain split of the train and test data for a setting and a named target."""
+    if setting == "random":
+        return random_split(data, dataset, int(target))
     t = target_index(dataset, setting, target)
     y_tr, y_te = labels(data, dataset)
     if setting == "full_class":

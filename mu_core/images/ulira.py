@@ -1,0 +1,143 @@
+"""U-LiRA: per-sample membership inference for unlearning (Hayes et al., arXiv 2403.01218; Deep
+Unlearn's variant, ``shared/reference/deepunlearn-facts.md`` §10-13), at classroom scale.
+
+The design (the ``ulira`` section of a profile): a fixed target pool P of 2m training samples
+(``data.pool``); K original models, model k trained with training seed k on the data outside P
+plus a half D_f,k of P drawn from seed k (``data.random_split``), then unlearned by each method
+with unlearning seed k. For every target x in P, about K/2 models forgot x and K/2 never saw it.
+Per target, a Gaussian is fitted to a statistic of x over the models that forgot it and another
+over those that never saw it, leaving the scored model out; the attack scores each (target,
+model) pair by the log-likelihood ratio of the two fits' predictive laws (Student's t, which a
+Gaussian fit predicts a new model with; see ``scores``).
+
+Statistics: LiRA's logit-scaled confidence phi = log p_y - log sum_{y' != y} p_y' (primary) and
+Deep Unlearn's 0/1 correctness (secondary; its spread is often 0, where Deep Unlearn's code gives
+NaN: here every spread is at least ``SIGMA_FLOOR``). Each fit leaves the scored model out, as
+LiRA does with its target models (Deep Unlearn fits and scores the same models).
+
+Reported per method: Deep Unlearn's mean membership probability of the forgotten pairs (0.5 when
+forgotten and never-seen targets look alike), the attack's AUC, its best balanced accuracy and its
+TPR at 1 % FPR, with percentile bootstrap intervals over targets.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats as sps
+
+from . import data as D
+from .metrics import logits
+
+ULIRA_VERSION = 1   # bump when the stored per-target statistics change
+SIGMA_FLOOR = 0.01  # the smallest spread a fitted Gaussian may have (a 0/1 statistic often has none)
+STATISTICS = {"phi": "logit-scaled confidence", "correct": "0/1 correctness"}
+
+
+def pool_statistics(model, split: D.Split) -> dict:
+    """phi and correctness of the model on every pool sample, in pool order (stored per job)."""
+    data = split.data
+    idx = D.pool(len(split.y_train)).to(data.train_x.device)
+    out = logits(model, data.train_x[idx], data).double()
+    y = split.y_train[idx]
+    logp = torch.log_softmax(out, 1)
+    own = logp.gather(1, y[:, None]).squeeze(1)
+    rest = torch.logsumexp(logp.scatter(1, y[:, None], -torch.inf), 1)
+    return {"phi": [round(float(v), 5) for v in (own - rest)], "correct": (out.argmax(1) == y).int().tolist()}
+
+
+def membership(n_train: int, ks) -> np.ndarray:
+    """M[k, p] = model k forgot pool sample p (else it never saw it)."""
+    p = len(D.pool(n_train))
+    out = np.zeros((len(ks), p), bool)
+    for r, k in enumerate(ks):
+        out[r, torch.randperm(p, generator=torch.Generator().manual_seed(int(k)))[:p // 2].numpy()] = True
+    return out
+
+
+def _loo_fit(S: np.ndarray, M: np.ndarray, group: bool):
+    """Per (model, target): the mean of S over the models in ``group`` (M == group) for that target,
+    leaving the model itself out when it is in the group, and the spread with which a new model's
+    value scatters around it: the unbiased variance times (1 + 1/n), so that a model scored against
+    its own group (one member fewer) and one scored against the other are judged alike. (LiRA and
+    Deep Unlearn use the plain ddof-0 spread, whose in-sample fit suits in-sample scoring; with the
+    scored model left out it makes a forgotten model look unlike its own group, more so the
+    smaller K.)"""
+    G = (M == group).astype(float)
+    n, s1, s2 = G.sum(0), (G * S).sum(0), (G * S * S).sum(0)
+    n_k = n[None, :] - G
+    mu = (s1[None, :] - G * S) / np.maximum(n_k, 1)
+    var = (s2[None, :] - G * S * S - n_k * mu ** 2) / np.maximum(n_k - 1, 1) * (1 + 1 / np.maximum(n_k, 1))
+    return mu, np.sqrt(np.maximum(var, SIGMA_FLOOR ** 2)), n_k
+
+
+def scores(S: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """The attack's log-likelihood ratio log N(s; forgot) - log N(s; never) per (model, target)."""
+    mf, sf, nf = _loo_fit(S, M, True)
+    mn, sn, nn = _loo_fit(S, M, False)
+    # Student's t with n - 1 degrees of freedom: the exact predictive law of a new draw from a
+    # normal sample of n; the Gaussian it tends to for large K would favour the larger group
+    llr = sps.t.logpdf(S, np.maximum(nf - 1, 1), mf, sf) - sps.t.logpdf(S, np.maximum(nn - 1, 1), mn, sn)
+    return np.where((nf >= 2) & (nn >= 2), llr, np.nan)  # a target needs two models per group
+
+
+def _roc(score, label):
+    """(AUC, best balanced accuracy, TPR at 1 % FPR) of ``score`` separating label 1 from 0."""
+    ok = ~np.isnan(score)
+    score, label = score[ok], label[ok]
+    n1, n0 = label.sum(), (~label).sum()
+    ranks = sps.rankdata(score)
+    auc = (ranks[label].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)
+    order = np.argsort(-score, kind="stable")
+    tp, fp = np.cumsum(label[order]) / n1, np.cumsum(~label[order]) / n0
+    last = np.r_[np.diff(score[order]) != 0, True]  # thresholds between distinct scores only
+    tp, fp = tp[last], fp[last]
+    tpr_at = tp[fp <= 0.01].max() if (fp <= 0.01).any() else 0.0
+    return float(auc), float(np.max((tp + 1 - fp) / 2)), float(tpr_at)
+
+
+def summarise(S: np.ndarray, M: np.ndarray, n_boot: int = 200, seed: int = 0) -> dict:
+    """The four numbers with 95 % percentile intervals over targets (resampled with replacement)."""
+    L = scores(S, M)
+    P = 1 / (1 + np.exp(-L))  # P(forgot | s) with equal priors, as Deep Unlearn's ratio of densities
+    targets = np.arange(S.shape[1])
+
+    def four(cols):
+        du = np.nanmean(np.where(M[:, cols], P[:, cols], np.nan), axis=0)
+        return (float(np.nanmean(du)), *_roc(L[:, cols].ravel(), M[:, cols].ravel()))
+    point = four(targets)
+    rng = np.random.default_rng(seed)
+    boots = np.array([four(rng.choice(targets, len(targets))) for _ in range(n_boot)])
+    lo, hi = np.nanpercentile(boots, [2.5, 97.5], axis=0)
+    names = ["du_membership", "auc", "balanced_acc", "tpr_at_1pct_fpr"]
+    out = {}
+    for i, n in enumerate(names):
+        out.update({n: point[i], f"{n}_lo": float(lo[i]), f"{n}_hi": float(hi[i])})
+    return out
+
+
+def per_target(S: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """Deep Unlearn's membership probability per target (the mean over the models that forgot it)."""
+    P = 1 / (1 + np.exp(-scores(S, M)))
+    return np.nanmean(np.where(M, P, np.nan), axis=0)
+
+
+def tables(rows: list[dict], read, n_train: int, n_boot: int = 200):
+    """(summary, per_target) tables of the ``ulira`` design's rows; ``read(job key)`` gives a
+    stored result. A model whose job failed (non-finite outputs) is left out of its method's fit."""
+    by: dict = {}
+    for r in rows:
+        if r["design"] == "ulira":
+            by.setdefault((r["method"], r["mode"]), {})[int(r["target"])] = read(r["job"])
+    summary, targets = [], []
+    for (method, mode), res in by.items():
+        ks = sorted(k for k, v in res.items() if v and v.get("status") == "ok" and "pool" in v)
+        M = membership(n_train, ks)
+        for stat in STATISTICS:
+            S = np.array([res[k]["pool"][stat] for k in ks], float)
+            summary.append(dict(method=method, mode=mode, statistic=stat, K=len(ks), failed=len(res) - len(ks),
+                                targets=S.shape[1], **summarise(S, M, n_boot)))
+            if stat == "phi":
+                targets += [dict(method=method, mode=mode, target=p, membership=v, forgotten_by=int(M[:, p].sum()))
+                            for p, v in enumerate(per_target(S, M))]
+    return pd.DataFrame(summary), pd.DataFrame(targets)
