@@ -235,8 +235,8 @@ def icc_by_chapter(comp: pd.DataFrame, methods, metric: str = "forget_acc") -> d
     mine = f[f.method.isin(methods)]
     paper = f[f.method.map(lambda m: m in METHODS and METHODS[m].chapter == "paper" and m not in DETERMINISTIC
                            and m not in UNRANKED)]
-    high = mine[mine.icc > 0.5]
-    where = high.groupby("method", sort=False).setting.apply(lambda s: ", ".join(s.str.replace("_", "-")))
+    high = mine[mine.icc > 0.5].assign(key=lambda d: d.dataset + "/" + d.setting)
+    where = high.groupby("method", sort=False).key.apply(", ".join)
     return {"du_icc_median": f"{mine.icc.median():.2f}" if mine.icc.notna().any() else "undefined",
             "paper_icc_median": f"{paper.icc.median():.2f}" if paper.icc.notna().any() else "undefined",
             "du_icc_high": "; ".join(f"{label(m)} ({w})" for m, w in where.items()) or "none of them"}

@@ -278,7 +278,12 @@ def figure1_targets(prof: dict, a: str | None, b: str | None):
 
 
 HEADERS = {"retain_acc": "retain (%)", "forget_acc": "forget (%)", "test_acc": "test (%)", "mia": "MIA (%)",
-           "sigma_b2": "σ_b²", "sigma_b2_lo": "σ_b² low", "sigma_b2_hi": "σ_b² high", "sigma_w2": "σ_w²", "icc": "ICC"}
+           "sigma_b2": "σ_b²", "sigma_b2_lo": "σ_b² low", "sigma_b2_hi": "σ_b² high", "sigma_w2": "σ_w²", "icc": "ICC",
+           "sigma_init2": "σ²_init", "sigma_order2": "σ²_order", "sigma_inter2": "σ²_init×order",
+           "sigma_unlearn2": "σ²_unlearn", "init_only_share": "init-only share", "w2_median": "W2(A, B)",
+           "b_vs_b": "B vs B", "stands_out": "stands out", "du_membership": "DU score",
+           "du_membership_lo": "low", "du_membership_hi": "high", "auc": "AUC", "auc_lo": "AUC low",
+           "auc_hi": "AUC high", "balanced_acc": "best bal. acc.", "tpr_at_1pct_fpr": "TPR at 1 % FPR"}
 
 
 def show(df, digits: int = 2, nan: str = "–", caption: str | None = None):

@@ -163,10 +163,11 @@ def w2_boxes(w2table: pd.DataFrame, settings=None, noise: pd.DataFrame | None = 
 
 
 def icc_dots(comp: pd.DataFrame, highlight, metric: str = "forget_acc"):
-    """The ICC of ``metric`` per method (rows) and grid target (colours); ``highlight``ed methods
-    filled, the others hollow."""
+    """The ICC of ``metric`` per method (rows) and grid target (colours); the methods in
+    ``highlight`` filled, the others hollow."""
     style()
     t = comp[(comp.metric == metric) & comp.icc.notna()]
+    t = t[t.method.map(lambda m: m not in _methods() or _methods()[m].role != "original")]  # M_o is no method
     order = method_order(t.method)
     keys = sorted(set(t.dataset + "/" + t.setting + " " + t.target.astype(str)))
     fig, ax = plt.subplots(figsize=(6.5, 0.32 * len(order) + 1.4))

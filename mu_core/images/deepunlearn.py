@@ -146,7 +146,7 @@ def srl(model, split, p, ctx, gen):
 
 
 def saliency_mask(model, split, p, ctx, gen) -> dict:
-    """SalUn's weight saliency: |G| of the forget loss's gradient G, summed over forget batches;
+    """SalUn's weight saliency: abs(G) of the forget loss's gradient G, summed over forget batches;
     the top ``threshold`` fraction of all entries (one global ranking) is 1, the rest 0.
 
     quirk (reference): Deep Unlearn zeroes another model's gradients, so the copy's ``.grad``
@@ -195,7 +195,7 @@ def scrub_checkpoint(err_f: list, err_fv: float) -> int:
 def scrub(model, split, p, ctx, gen):
     """SCRUB: per epoch, max steps (e ≤ msteps) push the student from the teacher on D_f,
     L = −KL(s, t); min steps keep it on D_r, L = γ·CE + α·KL(s, t); lr decays at ⌊E/2⌋, ⌊0.8E⌋,
-    ⌊0.9E⌋. The returned checkpoint i* = argmin_i |err_f[i] − err_fv[E]| has the forget error
+    ⌊0.9E⌋. The returned checkpoint i* = argmin_i abs(err_f[i] − err_fv[E]) has the forget error
     closest to the final student's error on the forget class's test samples."""
     data, T = split.data, p["T"]
     teacher = copy.deepcopy(model).eval()
@@ -242,9 +242,9 @@ def reinit_targets(model) -> list:
 
 
 def msg(model, split, p, ctx, gen):
-    """Masked Small Gradients: (1) g = Σ ∇CE on a random |D_f|-sized retain subset − Σ ∇CE on D_f
+    """Masked Small Gradients: (1) g = Σ ∇CE on a random retain subset the size of D_f − Σ ∇CE on D_f
     (batches of 64, gradients never zeroed in between, train mode); (2) per layer, the
-    ``init_rate`` fraction of weights with the smallest |g| take new Kaiming-normal (fan_out, ReLU)
+    ``init_rate`` fraction of weights with the smallest abs(g) take new Kaiming-normal (fan_out, ReLU)
     values, and the other weights' gradients are scaled by 0.1; (3) fine-tune on D_r with a linear
     warm-up and decay per epoch, lr·e/A for e ≤ A, lr·(T − e)/(T − A) after (A = ⌊(E+1)/2⌋, T = E + 1).
     """
