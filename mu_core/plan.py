@@ -210,7 +210,9 @@ def training_images(prof: dict, sizes: dict) -> int:
     ``sizes``: ``{"train": images per dataset, "forget": forget-set images per "dataset/setting"}``
     (a sub-class forget set is one fine class, not its super-class). For projections only."""
     _, tspecs, groups = schedule(prof)
-    total = sum(ts["recipe"]["epochs"] * sizes["train"][ts["dataset"]] for ts in tspecs.values())
+    # a U-LiRA model (``train_on``) never sees the other half of the pool, as large as its forget set
+    total = sum(ts["recipe"]["epochs"] * (sizes["train"][ts["dataset"]] - (
+        sizes["forget"][f"{ts['dataset']}/random"] if "train_on" in ts else 0)) for ts in tspecs.values())
     for tkey, jobs in groups.items():
         ds = tspecs[tkey]["dataset"]
         n = sizes["train"][ds]

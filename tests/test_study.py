@@ -159,11 +159,10 @@ def test_paper_profile_end_to_end_on_the_synthetic_archive(cifar_root, tmp_path)
     }
     for profile in ("paper", "paper-corrected"):
         table = study.run(profile, str(tmp_path / profile), over, executor="local", progress=False).table
-        assert set(table.method) == {"original", "retrain", "finetune", "random_labels", "bad_teacher",
-                                     "unsir", "ssd", "lfssd"}
+        assert set(table.method) == set(profiles.load(profile)["methods"])  # every method the profile lists
         assert set(zip(table.dataset, table.setting)) == {("cifar100", "full_class"), ("cifar20", "full_class"),
                                                           ("cifar20", "sub_class")}
-        assert len(table) == 3 * 8 * 2 and table[["retain_acc", "forget_acc", "test_acc", "mia"]].notna().all().all()
+        assert len(table) == 3 * len(set(table.method)) * 2 and table[["retain_acc", "forget_acc", "test_acc", "mia"]].notna().all().all()
         assert set(table["mode"]) == {profile.replace("paper-", "").replace("paper", "reference")}
         m = json.load(open(tmp_path / profile / "manifest.json"))
         assert m["calls"][-1]["computed"]["trained"] == 4  # seeds 1 and 100, on fine and coarse labels

@@ -69,7 +69,8 @@ NUM_CLASSES = {"mnist10": 10, "mnist5": 5, "cifar100": 100, "cifar20": 20}
 # projections without the data
 CIFAR_SIZES = {  # for cost projections: training images per dataset, forget-set images per setting
     "train": {"cifar100": 50000, "cifar20": 50000},
-    "forget": {"cifar100/full_class": 500, "cifar20/full_class": 2500, "cifar20/sub_class": 500}}
+    "forget": {"cifar100/full_class": 500, "cifar20/full_class": 2500, "cifar20/sub_class": 500,
+               "cifar100/random": round(50000 / 11), "cifar20/random": round(50000 / 11)}}  # U-LiRA: half the pool
 SETTINGS = {  # the paper's three settings, for each source
     "mnist5k": ["mnist10/full_class", "mnist5/full_class", "mnist5/sub_class"],
     "cifar100": ["cifar100/full_class", "cifar20/full_class", "cifar20/sub_class"],
