@@ -21,17 +21,17 @@ import torch
 from mu_core.images import data as D
 from mu_core import plan, profiles, tasks
 from mu_core.images import methods as M
-from mu_core.images import metrics, models, train
+from mu_core.images import metrics, models, train, ulira
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden.json")
 WHERE = {"data": "DATA_VERSION in mu_core/images/data.py", "models": "MODELS_VERSION in mu_core/images/models.py",
          "train": "TRAIN_VERSION in mu_core/images/train.py", "accuracy": "ACCURACY_VERSION in mu_core/images/metrics.py",
-         "metrics": "METRICS_VERSION in mu_core/images/metrics.py"}
+         "metrics": "METRICS_VERSION in mu_core/images/metrics.py", "ulira": "ULIRA_VERSION in mu_core/images/ulira.py"}
 SETTING, TARGET = "mnist5/sub_class", "7"
 
 
 def versions(*names, method=None) -> dict:
-    v = {**plan.code_versions(reference_selection=True), "metrics": metrics.METRICS_VERSION}
+    v = {**plan.code_versions(reference_selection=True), "metrics": metrics.METRICS_VERSION, "ulira": ulira.ULIRA_VERSION}
     out = {n: v[n] for n in names}
     return {**out, f"method {method}": M.METHODS[method].version} if method else out
 
@@ -111,11 +111,21 @@ def fp_method(method, mode):
     return [res[k] for k in metrics.NAMES] + _sums(m.state_dict().values())
 
 
+def fp_ulira():
+    """U-LiRA's pool and a model's split (data), and the per-target statistics a job stores (ulira)."""
+    prof, _, _, model, split, _ = _trained("reference")
+    s = D.random_split(split.data, "mnist10", 3)
+    stats = ulira.pool_statistics(model, D.random_split(split.data, split.dataset, 3))
+    return ([float(i.sum()) for i in (D.pool(len(split.y_train)), s.retain, s.forget)]
+            + [sum(stats["phi"]), float(sum(stats["correct"]))])
+
+
 # name -> (versions it is recorded under, fingerprint)
 JOBS = {
     "data": (lambda: versions("data"), fp_data),
     "models": (lambda: versions("models"), fp_models),
     "accuracy": (lambda: versions("data", "models", "accuracy"), fp_accuracy),
+    "ulira": (lambda: versions("data", "models", "train", "accuracy", "ulira"), fp_ulira),
     **{f"train/{mode}": (lambda: versions("data", "models", "train", "accuracy"), lambda mode=mode: fp_train(mode))
        for mode in ("reference", "corrected")},
     # the evaluation of a job: Original's metrics
@@ -181,7 +191,7 @@ def test_the_verdict_names_the_version_to_bump():
 def test_every_component_and_method_has_a_golden_job():
     names = {n.split("/")[1] for n in JOBS if n.startswith("method/")}
     assert names == set(M.METHODS) - {"original"}
-    assert set(plan.code_versions(True)) | {"metrics"} == set(WHERE)
+    assert set(plan.code_versions(True)) | {"metrics", "ulira"} == set(WHERE)
 
 
 def update(only=()) -> None:
