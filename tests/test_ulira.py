@@ -48,6 +48,10 @@ def test_roc_numbers_by_hand():
     assert auc == pytest.approx(8 / 9)  # 8 of the 9 (positive, negative) pairs ordered correctly
     assert bal == pytest.approx(max((2 / 3 + 1) / 2, (1 + 2 / 3) / 2))
     assert tpr == pytest.approx(2 / 3)  # the largest TPR with no false positive
+    w = np.array([2.0, 1, 3, 1, 0, 2])  # a bootstrap's multiplicities: the same as repeating the pairs
+    assert ulira._roc(score, label, w) == pytest.approx(ulira._roc(np.repeat(score, w.astype(int)), np.repeat(label, w.astype(int))))
+    tied = ulira._roc(np.array([1.0, 1.0]), np.array([True, False]))
+    assert tied[0] == pytest.approx(0.5)  # a tie counts half
 
 
 def test_the_scored_model_is_left_out_of_its_own_fit():

@@ -81,33 +81,47 @@ def scores(S: np.ndarray, M: np.ndarray) -> np.ndarray:
     return np.where((nf >= 2) & (nn >= 2), llr, np.nan)  # a target needs two models per group
 
 
-def _roc(score, label):
-    """(AUC, best balanced accuracy, TPR at 1 % FPR) of ``score`` separating label 1 from 0."""
+def _roc(score, label, weight=None):
+    """(AUC, best balanced accuracy, TPR at 1 % FPR) of ``score`` separating label 1 from 0, each
+    pair counted ``weight`` times (a bootstrap's multiplicities); ties count half in the AUC."""
+    return _roc_groups(*_groups(score, label), weight)
+
+
+def _groups(score, label):
     ok = ~np.isnan(score)
-    score, label = score[ok], label[ok]
-    n1, n0 = label.sum(), (~label).sum()
-    ranks = sps.rankdata(score)
-    auc = (ranks[label].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)
-    order = np.argsort(-score, kind="stable")
-    tp, fp = np.cumsum(label[order]) / n1, np.cumsum(~label[order]) / n0
-    last = np.r_[np.diff(score[order]) != 0, True]  # thresholds between distinct scores only
-    tp, fp = tp[last], fp[last]
-    tpr_at = tp[fp <= 0.01].max() if (fp <= 0.01).any() else 0.0
-    return float(auc), float(np.max((tp + 1 - fp) / 2)), float(tpr_at)
+    _, inv = np.unique(score[ok], return_inverse=True)  # equal scores: one threshold
+    return inv, label[ok].astype(float), ok
+
+
+def _roc_groups(inv, lab, ok, weight=None):
+    w = np.ones(len(lab)) if weight is None else weight[ok]
+    n = inv.max() + 1
+    pos, neg = np.bincount(inv, w * lab, n), np.bincount(inv, w * (1 - lab), n)
+    P, N = pos.sum(), neg.sum()
+    below = np.cumsum(neg) - neg  # negatives scored lower than each group
+    auc = float((pos * (below + 0.5 * neg)).sum() / (P * N))
+    tp, fp = np.cumsum(pos[::-1]) / P, np.cumsum(neg[::-1]) / N  # thresholds from the top
+    low = fp <= 0.01
+    return auc, float(np.max((tp + 1 - fp) / 2)), float(tp[low].max()) if low.any() else 0.0
 
 
 def summarise(S: np.ndarray, M: np.ndarray, n_boot: int = 200, seed: int = 0) -> dict:
-    """The four numbers with 95 % percentile intervals over targets (resampled with replacement)."""
+    """The four numbers with 95 % percentile intervals over targets (resampled with replacement:
+    each resample weighs every (model, target) pair by how often its target was drawn)."""
     L = scores(S, M)
     P = 1 / (1 + np.exp(-L))  # P(forgot | s) with equal priors, as Deep Unlearn's ratio of densities
-    targets = np.arange(S.shape[1])
+    n_t = S.shape[1]
+    du_t = np.nanmean(np.where(M, P, np.nan), axis=0)  # Deep Unlearn's score per target
+    groups = _groups(L.ravel(), M.ravel())
+    target_of = np.tile(np.arange(n_t), S.shape[0])
 
-    def four(cols):
-        du = np.nanmean(np.where(M[:, cols], P[:, cols], np.nan), axis=0)
-        return (float(np.nanmean(du)), *_roc(L[:, cols].ravel(), M[:, cols].ravel()))
-    point = four(targets)
+    def four(counts):
+        keep = ~np.isnan(du_t)
+        return (float(np.average(du_t[keep], weights=counts[keep])), *_roc_groups(*groups, counts[target_of]))
+    point = four(np.ones(n_t))
     rng = np.random.default_rng(seed)
-    boots = np.array([four(rng.choice(targets, len(targets))) for _ in range(n_boot)])
+    boots = np.array([four(np.bincount(rng.integers(0, n_t, n_t), minlength=n_t).astype(float))
+                      for _ in range(n_boot)])
     lo, hi = np.nanpercentile(boots, [2.5, 97.5], axis=0)
     names = ["du_membership", "auc", "balanced_acc", "tpr_at_1pct_fpr"]
     out = {}
