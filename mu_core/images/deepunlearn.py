@@ -265,9 +265,9 @@ def msg(model, split, p, ctx, gen):
             chosen = torch.zeros(w.numel(), dtype=torch.bool, device=w.device)
             chosen[torch.topk(-w.grad.abs().flatten(), k).indices] = True
             chosen = chosen.view_as(w)
-            fresh = torch.empty_like(w)
+            fresh = torch.empty(w.shape)  # drawn on the CPU, where the s_u generator lives
             nn.init.kaiming_normal_(fresh, mode="fan_out", nonlinearity="relu", generator=gen)
-            w[chosen] = fresh[chosen]
+            w[chosen] = fresh.to(w.device)[chosen]
             scale = torch.where(chosen, 1.0, 0.1)
             hooks.append(w.register_hook(lambda g, s=scale: g * s))
     model.zero_grad(set_to_none=True)
@@ -326,15 +326,20 @@ def last_blocks(model, k: int) -> list:
 def _reinit(modules, gen):
     """EU-k's ``init_weights``: Conv2d Kaiming-uniform (fan_out, ReLU), BatchNorm weight 1 and
     bias 0 (running statistics kept), Linear Xavier-uniform; biases 0."""
+    def draw(w, init, **kw):  # on the CPU, where the s_u generator lives, then to the weight's device
+        fresh = torch.empty(w.shape)
+        init(fresh, generator=gen, **kw)
+        w.copy_(fresh)
+
     with torch.no_grad():
         for mod in modules:
             for m in mod.modules():
                 if isinstance(m, nn.Conv2d):
-                    nn.init.kaiming_uniform_(m.weight, mode="fan_out", nonlinearity="relu", generator=gen)
+                    draw(m.weight, nn.init.kaiming_uniform_, mode="fan_out", nonlinearity="relu")
                 elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
                     m.weight.fill_(1)
                 elif isinstance(m, nn.Linear):
-                    nn.init.xavier_uniform_(m.weight, generator=gen)
+                    draw(m.weight, nn.init.xavier_uniform_)
                 if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d)) and m.bias is not None:
                     m.bias.zero_()
 
