@@ -175,7 +175,7 @@ def run_job(model, split, job, ctx: M.Context, device) -> dict:
     the provenance of this computation."""
     m, seconds = unlearn(model, split, job, ctx, device)
     out = {**evaluate_job(m, split, job, ctx), "method_seconds": seconds, "computed": provenance.stamp(device)}
-    if split.setting == "random" and out["status"] == "ok":
+    if job.get("setting") == "random" and out["status"] == "ok":
         out["pool"] = ulira.pool_statistics(m, split)
     return out
 
