@@ -146,8 +146,8 @@ def grid_sentence(table, methods) -> str:
     text = "; ".join(f"{i} training seeds x {j} unlearning seeds"
                      + ("" if len(kinds) == 1 else f" ({', '.join(label(m) for m in per.index[(per.I == i) & (per.J == j)])})")
                      for i, j in kinds.itertuples(index=False))
-    return f"{text}, on {n_targets} target{'s' if n_targets != 1 else ''} (one per setting)" if n_targets == len(
-        set(zip(g.dataset, g.setting))) else f"{text}, on {n_targets} targets"
+    one_each = n_targets == g.groupby(["dataset", "setting"]).ngroups
+    return f"{text}, on {n_targets} target{'s' * (n_targets != 1)}" + (" (one per setting)" if one_each else "")
 
 
 def ltr_profile(profile: str) -> tuple[str, bool]:

@@ -66,6 +66,12 @@ def j_cap(prof: dict, method: str, design: str) -> int:
     return min(J, cap)
 
 
+def design_methods(prof: dict, design: str) -> list[str]:
+    """The methods ``init_order`` or ``ulira`` runs: those of its own list that the profile's
+    ``methods`` also lists."""
+    return [m for m in prof[design]["methods"] if m in prof["methods"]]
+
+
 def rows(prof: dict) -> list[dict]:
     """Rows of the results table, without their metrics."""
     out = []
@@ -84,7 +90,7 @@ def rows(prof: dict) -> list[dict]:
             n_o, J = cfg["orders"], cfg["J"]
             for key, ts in prof["grid_targets"].items():
                 for t in ts:
-                    for m in [m for m in cfg["methods"] if m in prof["methods"]]:
+                    for m in design_methods(prof, design):
                         for i in range(1, cfg["inits"] + 1):
                             for o in range(1, n_o + 1):
                                 for j in range(1, J + 1):
@@ -94,7 +100,7 @@ def rows(prof: dict) -> list[dict]:
             # U-LiRA (images.ulira): model k (s_t = k) trained without half the target pool, unlearned
             # once (s_u = k) by each method; the gold standard runs from scratch (corrected mode)
             # whatever the profile's mode, as the calibration row
-            for m in [m for m in cfg["methods"] if m in prof["methods"]]:
+            for m in design_methods(prof, design):
                 gold = METHODS[m].role == "gold"
                 for k in range(1, cfg["K"] + 1):
                     add(design, design, f"{cfg['dataset']}/random", k, m, k, k, mode="corrected" if gold else None)

@@ -173,11 +173,10 @@ def icc_dots(comp: pd.DataFrame, highlight, metric: str = "forget_acc"):
     fig, ax = plt.subplots(figsize=(6.5, 0.32 * len(order) + 1.4))
     for k, key in enumerate(keys):
         d = t[t.dataset + "/" + t.setting + " " + t.target.astype(str) == key].set_index("method")
-        for i, m in enumerate(order):
-            if m in d.index:
-                c = sns.color_palette()[k]
-                ax.plot(d.loc[m, "icc"], i + (k - 1) * 0.18, "o", color=c, mfc=c if m in highlight else "white",
-                        label=place(key) if i == next(j for j, mm in enumerate(order) if mm in d.index) else None)
+        c = sns.color_palette()[k]
+        for n, (i, m) in enumerate((i, m) for i, m in enumerate(order) if m in d.index):
+            ax.plot(d.loc[m, "icc"], i + (k - 1) * 0.18, "o", color=c, mfc=c if m in highlight else "white",
+                    label=place(key) if n == 0 else None)  # one legend entry per target
     ax.set_yticks(range(len(order)), [_methods()[m].label if m in _methods() else m for m in order])
     ax.invert_yaxis()
     ax.set_xlim(-0.03, 1.03)
@@ -204,11 +203,14 @@ def init_order_bars(io: pd.DataFrame, metric: str = "forget_acc"):
     colours = sns.color_palette("colorblind", 4)
     for ax, key in zip(axes[:, 0], keys):
         d = t[t.key == key].set_index("method")
+        if d.empty:  # no init_order rows: the panel says so
+            ax.text(0.5, 0.5, key, ha="center", va="center", transform=ax.transAxes)
+            continue
         order = method_order(d.index)
         total = d[list(IO_PARTS)].sum(1)
         left = pd.Series(0.0, index=order)
         for (col, name), c in zip(IO_PARTS.items(), colours):
-            share = (d.loc[order, col] / total.loc[order]).where(total.loc[order] > 0, 0.0) if order else left
+            share = (d.loc[order, col] / total.loc[order]).where(total.loc[order] > 0, 0.0)
             ax.barh(range(len(order)), share.to_numpy(), left=left.to_numpy(), color=c, label=name)
             left = left + share
         ax.set_yticks(range(len(order)), [_methods()[m].label if m in _methods() else m for m in order])

@@ -16,7 +16,7 @@ import yaml
 from . import domains
 from .images import data as D
 from .images import models
-from .plan import j_cap
+from .plan import design_methods, j_cap
 from .checks import Bool, Choice, ListOf, Num, Optional, Text, section
 from .errors import ConfigError
 from .images.methods import METHODS
@@ -262,12 +262,11 @@ def planned_rows(prof: dict) -> int:
         cfg = prof[design]
         targets = prof["targets"] if design == "paper" else prof["grid_targets"]
         n_targets = sum(len(ts) for ts in (targets or {}).values())
-        runs = [m for m in cfg.get("methods", []) if m in prof["methods"]]  # init_order's and ulira's
         if design == "init_order":
-            n += n_targets * len(runs) * cfg["inits"] * cfg["orders"] * cfg["J"]
+            n += n_targets * len(design_methods(prof, design)) * cfg["inits"] * cfg["orders"] * cfg["J"]
             continue
         if design == "ulira":
-            n += len(runs) * cfg["K"]
+            n += len(design_methods(prof, design)) * cfg["K"]
             continue
         for m in prof["methods"]:
             Jm = j_cap(prof, m, design)

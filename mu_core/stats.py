@@ -243,8 +243,8 @@ def crossed_anova(Y) -> dict:
     ms_a = O * J * mi.var(ddof=1)
     ms_b = I * J * mo.var(ddof=1)
     ms_ab = J * ((cell - mi[:, None] - mo[None, :] + m) ** 2).sum() / ((I - 1) * (O - 1))
-    spread = np.ptp(Y, axis=2) > 0  # a constant cell has exactly no within-cell variance
-    ms_e = float(np.where(spread, Y.var(2, ddof=1) if J > 1 else 0.0, 0.0).mean()) if J > 1 else 0.0
+    # a constant cell has exactly no within-cell variance (no float residue)
+    ms_e = float(np.where(np.ptp(Y, axis=2) > 0, Y.var(2, ddof=1), 0.0).mean()) if J > 1 else 0.0
     s = {"sigma_init2": max(0.0, (ms_a - ms_ab) / (O * J)), "sigma_order2": max(0.0, (ms_b - ms_ab) / (I * J)),
          "sigma_inter2": max(0.0, (ms_ab - ms_e) / J), "sigma_unlearn2": ms_e}
     seed = s["sigma_init2"] + s["sigma_order2"] + s["sigma_inter2"]

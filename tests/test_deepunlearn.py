@@ -43,7 +43,7 @@ def test_the_registry_names_them_in_their_own_chapter():
     assert all(set(PROF["method_params"][m]) == set(M.METHODS[m].params) for m in NINE)
 
 
-def test_ct_network_on_x_is_the_original_on_x_transposed(digits, cifar_root):
+def test_ct_network_on_x_is_the_original_on_x_transposed(digits):
     net, _, split = digits
     x = torch.rand(5, 1, 14, 14, generator=torch.Generator().manual_seed(1))
     t = DU.transpose_network(copy.deepcopy(net), (1, 14, 14)).eval()
