@@ -20,10 +20,11 @@ def test_facts_are_a_function_of_the_seed_and_split_by_entity():
 def test_each_question_has_a_paraphrase_and_five_distinct_wrong_answers():
     for f in LD.facts(0, n_entities=20, n_control=5):
         assert len(f["perturbed"]) == LD.N_PERTURBED == len(set(f["perturbed"]))
-        assert f["answer"] not in f["perturbed"] and f["paraphrase"] != f["answer"]
+        assert f["answer"] not in f["perturbed"] and f["paraphrase"] not in f["perturbed"] and f["paraphrase"] != f["answer"]
         assert f["entity"] in f["question"] and f["entity"] in f["answer"]
-        # a perturbed answer differs from the answer in the value only
-        diff = [sum(x != y for x, y in zip(f["answer"].split(), p.split())) for p in f["perturbed"]]
+        # a perturbed answer differs in the value only from the paraphrase (a control fact: the answer)
+        base = f["answer"] if f["split"] == "control" else f["paraphrase"]
+        diff = [sum(x != y for x, y in zip(base.split(), p.split())) for p in f["perturbed"]]
         assert diff == [1] * LD.N_PERTURBED
 
 

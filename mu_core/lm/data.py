@@ -37,7 +37,8 @@ def _names(rng, n: int, taken: set, syllables=(2, 3)) -> list[str]:
 def facts(seed: int, n_entities: int = 100, n_control: int = 40, n_values: int = 12,
           forget_fraction: float = 0.1) -> list[dict]:
     """Every fact, each a dict: entity, attribute, question, answer, paraphrase, perturbed (a list of
-    ``N_PERTURBED`` wrong answers in the answer's template) and split ('forget', 'retain' or
+    ``N_PERTURBED`` wrong answers: the paraphrase with another value, for a control fact the answer
+    with another value) and split ('forget', 'retain' or
     'control'). The forget split is ``round(forget_fraction * n_entities)`` (at least one) of the
     fictitious entities, drawn from ``seed``."""
     if not 0 < forget_fraction <= 0.5:
@@ -57,9 +58,12 @@ def facts(seed: int, n_entities: int = 100, n_control: int = 40, n_values: int =
         for a, (q, ans, para) in TEMPLATES.items():
             v = values[a][rng.integers(n_values)]
             wrong = rng.choice([w for w in values[a] if w != v], N_PERTURBED, replace=False)
+            # TOFU perturbs the paraphrased answer of a fictitious entity and the original answer of
+            # a control ("world") fact: the truth ratio compares answers that differ in the value only
+            base = ans if split == "control" else para
             out.append(dict(entity=e, attribute=a, split=split, question=q.format(e=e),
                             answer=ans.format(e=e, v=v), paraphrase=para.format(e=e, v=v),
-                            perturbed=[ans.format(e=e, v=w) for w in wrong]))
+                            perturbed=[base.format(e=e, v=w) for w in wrong]))
     return out
 
 
