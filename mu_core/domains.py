@@ -2,7 +2,8 @@
 metric columns of its results, its methods, how a page names its data.
 
 ``images`` (the paper's study; the default) lives in ``mu_core.images``; ``ltr`` (federated
-online learning-to-rank) in ``mu_core.ltr``. The planner, store, executors, statistics
+online learning-to-rank) in ``mu_core.ltr``; ``lm`` (language-model unlearning, TOFU's analogue)
+in ``mu_core.lm``. The last two reach the engine through one module each (``engine``). The planner, store, executors, statistics
 and plots take metric names and never a domain's internals.
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ class Method:
     reference_retain_batch: str | None = None  # see unsir below
     role: str = "method"   # 'original' (M_o unchanged: a reference row, never ranked), 'gold' (the
                            # gold standard whose quartiles pages draw: Retrain), 'method'
-    chapter: str = "paper" # the chapter that introduces it: 'paper', 'deepunlearn', 'ltr'
+    chapter: str = "paper" # the chapter that introduces it: 'paper', 'deepunlearn', 'ltr', 'lm'
     reads: dict = field(default_factory=dict)  # for the cost projection: {"retain" | "forget":
                            # "recipe" (the original's epochs) or the parameter holding its epochs}
 
@@ -32,7 +33,7 @@ def with_role(table: dict, role: str) -> list[str]:
     return [m for m, rec in table.items() if rec.role == role]
 
 
-DOMAINS = ("images", "ltr")
+DOMAINS = ("images", "ltr", "lm")
 IMAGE_METRICS = ["retain_acc", "forget_acc", "test_acc", "mia"]
 
 
@@ -40,29 +41,44 @@ def of(prof: dict) -> str:
     return prof.get("domain", "images")
 
 
+def engine(prof: dict):
+    """The engine module of a profile's domain other than images (``ltr.engine``, ``lm.engine``:
+    schema, validate, load, train_spec, METRICS, METHODS), or None for images."""
+    d = of(prof)
+    if d == "ltr":
+        from .ltr import engine as e
+        return e
+    if d == "lm":
+        from .lm import engine as e
+        return e
+    return None
+
+
 def metrics(prof: dict) -> list[str]:
     """The metric columns of the domain's results, in table order."""
-    if of(prof) == "ltr":
-        from .ltr import engine
-        return engine.METRICS
-    return IMAGE_METRICS
+    e = engine(prof)
+    return e.METRICS if e else IMAGE_METRICS
 
 
 def methods(prof: dict) -> dict:
     """The method table of the profile's domain (``methods.Method`` records)."""
-    if of(prof) == "ltr":
-        from .ltr import engine
-        return engine.METHODS
+    e = engine(prof)
+    if e:
+        return e.METHODS
     from .images.methods import METHODS
     return METHODS
 
 
 def all_methods() -> dict:
     """Every domain's methods in one table, in table order (images first; a name two domains
-    share, Retrain, is one row): for labels and orders on pages that show any domain's results."""
+    share, Retrain or Original, is one row): for labels and orders on pages that show any domain's results."""
     from .ltr.engine import METHODS as LTR
+    from .lm.engine import METHODS as LMS
     from .images.methods import METHODS
-    return {**METHODS, **{m: rec for m, rec in LTR.items() if m not in METHODS}}
+    out = dict(METHODS)
+    for table in (LTR, LMS):
+        out.update({m: rec for m, rec in table.items() if m not in out})
+    return out
 
 
 def label(method: str) -> str:
@@ -74,6 +90,9 @@ def label(method: str) -> str:
 def describe_data(prof: dict) -> str:
     """The data a profile reads, as a page names them (real or synthetic)."""
     d = prof["data"]
+    if of(prof) == "lm":
+        return (f"synthetic facts (not TOFU: {d['n_entities']} fictitious entities and {d['n_control']} control "
+                f"entities with five attributes each, generated from seed {d['seed']})")
     if of(prof) == "ltr":
         if d["source"] == "synthetic":
             return (f"a synthetic MQ2007-like collection (not MQ2007: {d['n_queries']:,} queries generated from "

@@ -46,7 +46,7 @@ COLUMNS = KEYS + SPLIT_SEEDS + domains.IMAGE_METRICS + TAIL
 def columns(prof: dict) -> list[str]:
     """The results table's columns for the profile's domain: its metrics between the row's keys
     and the timing, status and provenance (the image columns are ``COLUMNS``)."""
-    if domains.of(prof) == "ltr":
+    if domains.engine(prof):
         return KEYS + domains.metrics(prof) + TAIL
     return COLUMNS
 
@@ -157,10 +157,10 @@ def train_spec(prof: dict, dataset: str, seed: int, order_seed: int | None = Non
 def model_spec(prof: dict, row: dict) -> dict:
     """The spec and key of the trained model behind ``row``: an image model depends on its
     dataset and s_t; a ranker also on its scenario and click model (``ltr.engine.train_spec``)."""
-    if domains.of(prof) == "ltr":
-        from .ltr import engine
+    engine = domains.engine(prof)
+    if engine:
         spec = engine.train_spec(prof, row)
-        return {**spec, "key": "ranker-" + _hash(spec)}
+        return {**spec, "key": {"ltr": "ranker-", "lm": "lm-"}[spec["domain"]] + _hash(spec)}
     train_on = {"setting": row["setting"], "target": row["target"]} if row["setting"] == "random" else None
     return train_spec(prof, row["dataset"], row["train_seed"], row.get("order_seed"), train_on)
 
@@ -168,7 +168,7 @@ def model_spec(prof: dict, row: dict) -> dict:
 def job_spec(prof: dict, row: dict, tkey: str) -> dict:
     """Everything that determines one unlearning job, and its key."""
     m = row["method"]
-    if domains.of(prof) == "ltr":
+    if domains.engine(prof):
         rec = domains.methods(prof)[m]
         spec = dict(train_key=tkey, setting=row["setting"], target=row["target"], method=m, mode=prof["mode"],
                     params=prof["method_params"].get(m, {}), unlearn_seed=None if rec.deterministic else row["unlearn_seed"],

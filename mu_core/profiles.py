@@ -159,9 +159,10 @@ class _JCap:
 
 def schema(prof: dict) -> dict:
     """The fields of a profile and what each allows (settings and datasets by its data source);
-    a learning-to-rank profile's are ``ltr.engine.schema``'s."""
-    if prof.get("domain") == "ltr":
-        from .ltr import engine
+    a learning-to-rank or language-model profile's are its engine's (``ltr.engine.schema``,
+    ``lm.engine.schema``)."""
+    engine = domains.engine(prof) if prof.get("domain") in domains.DOMAINS else None
+    if engine:
         return engine.schema(SEEDS, SEED, DESIGNS[:2], _JCap())
     src = prof.get("data", {}).get("source") if isinstance(prof.get("data"), dict) else None
     settings = D.SETTINGS.get(src if isinstance(src, str) else None, [s for v in D.SETTINGS.values() for s in v])
@@ -201,9 +202,9 @@ def schema(prof: dict) -> dict:
 
 def validate(prof: dict) -> None:
     section("", prof, schema(prof))
-    ltr = domains.of(prof) == "ltr"
-    if ltr:
-        from .ltr import engine
+    engine = domains.engine(prof)
+    other = engine is not None  # another domain's targets, datasets and methods are its engine's to check
+    if engine:
         engine.validate(prof)
     src = prof["data"]["source"]
     if src == "mnist5k" and "image_size" not in prof["data"]:
@@ -216,7 +217,7 @@ def validate(prof: dict) -> None:
     for field in ("targets", "grid_targets"):
         for key, targets in prof[field].items():
             ds, setting = key.split("/")
-            for t in targets if not ltr else ():  # a ranker's targets (click models) were checked by the schema
+            for t in targets if not other else ():  # another domain's targets were checked by its engine
                 D.target_index(ds, setting, t)
             datasets.add(ds)
     for design, fields in (("init_order", "inits, orders, J, methods"), ("ulira", "K, dataset, methods, n_boot")):
@@ -244,11 +245,11 @@ def validate(prof: dict) -> None:
     if last > SEED.hi:
         raise ConfigError(f"paper seeds run up to {last}, beyond {SEED.hi}; lower paper.a_first_unlearn_seed "
                           f"or paper.b_first_train_seed")
-    for ds in sorted(datasets) if not ltr else ():
+    for ds in sorted(datasets) if not other else ():
         for field in ("epochs", "milestones"):
             if ds not in prof["train"][field]:
                 raise ConfigError(f"train.{field} has no entry for dataset {ds}; add train.{field}.{ds}")
-    for m in prof["methods"] if not ltr else ():
+    for m in prof["methods"] if not other else ():
         if METHODS[m].params and m not in prof["method_params"]:
             raise ConfigError(f"method_params.{m} is missing; method {m} needs the fields "
                               f"{', '.join(METHODS[m].params)}")

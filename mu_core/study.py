@@ -58,8 +58,8 @@ def prepare(profile, run_dir: str, overrides=(), executor: str = "auto", schedul
         prof = profiles.load(profile, overrides)
     check_executor(executor, scheduler)
     tasks.resolve_device(prof["device"])
-    if domains.of(prof) == "ltr":
-        from .ltr import engine
+    engine = domains.engine(prof)
+    if engine:
         engine.load(prof["data"])  # a missing MQ2007 fold stops here, before the folder is claimed
     else:
         D.load(prof["data"])

@@ -120,7 +120,13 @@ def train_one(prof: dict, run_dir: str, tspec: dict) -> int:
 
 def _model_and_compute(prof, run_dir, tspec, show_epochs=False):
     """(original model, trained now?, a function computing one job's result) in this process,
-    for the profile's domain: an image model and ``run_job``, or a ranker and ``ltr.engine.run_job``."""
+    for the profile's domain: an image model and ``run_job``, a ranker and ``ltr.engine.run_job``, or a
+    fine-tuned language model and ``lm.engine.run_job``."""
+    if tspec.get("domain") == "lm":
+        from .lm import engine
+        setup(prof, torch.device("cpu"))
+        model, info, base, trained = engine.trained_model(tspec, run_dir, model_path, model_info)
+        return model, trained, lambda job: engine.run_job(model, info, base, tspec, {**job, "mode": prof["mode"]})
     if tspec.get("domain") == "ltr":
         from .ltr import engine
         from .ltr.fpdgd import ndcg_at_k

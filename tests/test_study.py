@@ -127,7 +127,7 @@ def test_bad_input_stops_before_any_work(tmp_path, override, message):
 
 
 def test_unknown_profile_and_foreign_run_folder(tmp_path, smoke_run, capsys):
-    with pytest.raises(ConfigError, match="profile 'large' is unknown; allowed: classroom, deepunlearn-paper, ltr-classroom, ltr-paper, ltr-smoke, paper"):
+    with pytest.raises(ConfigError, match="profile 'large' is unknown; allowed: classroom, deepunlearn-paper, lm-classroom, lm-smoke, ltr-classroom, ltr-paper, ltr-smoke, paper"):
         profiles.load("large")
     with pytest.raises(ConfigError, match="was made by profile 'smoke'"):
         study.run("classroom", smoke_run[0], executor="local", progress=False)

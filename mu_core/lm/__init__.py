@@ -1,4 +1,5 @@
-"""The language-model domain (issue 22, in progress): the synthetic facts (``data``), a small
-decoder-only transformer with the answer-only NLL and the GradAscent, GradDiff and NPO losses
-(``model``), and TOFU's metrics as OpenUnlearning computes them (``metrics``). Training, the
-oracle, the engine's wiring and the chapter are not built yet."""
+"""The language-model domain (TOFU's analogue, trained from scratch): synthetic facts (``data``), a
+small decoder-only transformer with the answer-only NLL, the GradAscent, GradDiff and NPO losses
+and the training loop (``model``), the methods (``methods``), TOFU's metrics (``metrics``) and the
+evaluation of one model (``evaluate``), the engine's view of the domain (``engine``) and the
+chapter's sentences (``report``)."""

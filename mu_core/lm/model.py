@@ -104,3 +104,35 @@ def npo_loss(model, reference, forget, retain, beta: float = 0.1, gamma: float =
         ref = answer_logprob(reference, *forget)
     ratio = answer_logprob(model, *forget) - ref
     return gamma * (2 / beta) * F.softplus(beta * ratio).mean() + alpha * nll(model, *retain)
+
+
+# --- optimisation ---------------------------------------------------------------------------
+
+def optimise(model, n: int, loss, recipe: dict, gen: torch.Generator) -> int:
+    """``recipe['epochs']`` passes over ``n`` items in batches of ``recipe['batch']``, the order of
+    each pass drawn from ``gen``; ``loss(indices)`` gives a batch's loss. AdamW (``lr``,
+    ``weight_decay``) with Hugging Face's linear schedule: ``warmup_epochs`` (default 1) of linear
+    warm-up from 0, then a linear decay to 0, as OpenUnlearning's trainer runs it. Returns the steps taken."""
+    batch = recipe["batch"]
+    per_epoch = -(-n // batch)
+    total, warm = recipe["epochs"] * per_epoch, recipe.get("warmup_epochs", 1) * per_epoch
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=recipe.get("weight_decay", 0.01))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: s / max(1, warm) if s < warm else max(0.0, (total - s) / max(1, total - warm)))
+    model.train()
+    for _ in range(recipe["epochs"]):
+        order = torch.randperm(n, generator=gen)
+        for i in range(0, n, batch):
+            opt.zero_grad()
+            loss(order[i:i + batch]).backward()
+            opt.step()
+            sched.step()
+    model.eval()
+    return total
+
+
+def fit(model, pairs: list, recipe: dict, gen: torch.Generator) -> int:
+    """Train on encoded (ids, labels) pairs with the answer-only NLL; returns the tokens passed
+    through the network (question and answer, padding not counted), for the tokens-per-second figure."""
+    optimise(model, len(pairs), lambda idx: nll(model, *collate([pairs[i] for i in idx.tolist()])), recipe, gen)
+    return recipe["epochs"] * sum(len(ids) for ids, _ in pairs)

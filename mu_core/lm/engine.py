@@ -1,0 +1,230 @@
+"""The language-model domain as the engine sees it: its profile schema, its data, what determines a
+fine-tuned model (its spec and key), training and storing one, and one unlearning job.
+
+Rows of the results table map as: ``dataset`` = ``facts`` (the synthetic facts), ``setting`` =
+``tofu`` (TOFU's protocol), ``target`` = the forget split as TOFU names it, ``forget01`` ...
+``forget50`` (the percentage of fictitious entities forgotten).
+
+Three kinds of model, each stored in the run folder under its key and lock:
+- the **base** model, pretrained once on the control facts in both phrasings (the "generic text"
+  that teaches the model the paraphrase's wording), its seed fixed in the profile (``base.seed``);
+- the **original** model of training seed s_t: the base fine-tuned on every fictitious fact (forget
+  and retain split), its data order drawn from s_t (the network has no dropout and no new
+  parameters, so the order is all s_t decides);
+- the **oracle** of s_t: the base fine-tuned on the retain split alone with a seed derived from s_t
+  (``oracle_seed``), distinct from every Retrain job's s_u, so that Retrain's forget quality is a
+  measurement and not 1 by construction. Only its forget-set truth ratios are kept (in the
+  original model's sidecar): forget quality is a KS test against them.
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import json
+import re
+import time
+
+import numpy as np
+import torch
+
+from .. import provenance, store
+from ..checks import Choice, ListOf, Num, Optional, Text
+from ..domains import Method
+from ..errors import ConfigError
+from . import data as LD
+from . import evaluate as EV
+from . import methods as U
+from . import model as LM
+
+LM_VERSION = 1  # bump when the network, its training or the base model's data change what they compute
+METRICS = ["log10_forget_quality", "forget_quality", "model_utility", "forget_truth_ratio", "forget_rouge", "retain_rouge"]
+TARGET = re.compile(r"forget(\d\d)$")
+UNLEARN = {"epochs": Num(1, 10_000, integer=True), "lr": Num(0, lo_open=True), "batch": Num(1, 100_000, integer=True),
+           "weight_decay": Num(0), "warmup_epochs": Num(0, 10_000, integer=True)}
+WEIGHTS = {"gamma": Num(0), "alpha": Num(0)}
+
+METHODS = {
+    "original": Method(U.original, "Original", True, 1, {}, role="original", chapter="lm"),
+    "retrain": Method(U.retrain, "Retrain", False, 1, {}, role="gold", chapter="lm"),
+    "grad_ascent": Method(U.grad_ascent, "GradAscent", False, 1, UNLEARN, chapter="lm"),
+    "grad_diff": Method(U.grad_diff, "GradDiff", False, 1, {**UNLEARN, **WEIGHTS}, chapter="lm"),
+    "npo": Method(U.npo, "NPO", False, 1, {**UNLEARN, **WEIGHTS, "beta": Num(0, lo_open=True)}, chapter="lm"),
+}
+
+
+def forget_fraction(target: str) -> float:
+    """The fraction of entities a target forgets: ``forget10`` -> 0.1."""
+    m = TARGET.match(str(target))
+    if not m or not 1 <= int(m.group(1)) <= 50:
+        raise ConfigError(f"target {target!r} is not a forget split; allowed: forget01 ... forget50 "
+                          f"(the percentage of fictitious entities forgotten, as TOFU's forget01/05/10)")
+    return int(m.group(1)) / 100
+
+
+def schema(seeds, seed, designs, jcap) -> dict:
+    """The fields of a language-model profile (the engine's parts passed in by ``profiles``)."""
+    recipe = {"epochs": Num(1, 10_000, integer=True), "lr": Num(0, lo_open=True), "batch": Num(1, 100_000, integer=True),
+              "weight_decay": Num(0), "warmup_epochs": Num(0, 10_000, integer=True)}
+    return {
+        "description": Text(), "profile": Text(), "domain": Choice("lm"),
+        "data": {"source": Choice("synthetic"), "seed": seed, "n_entities": Num(10, 100_000, integer=True),
+                 "n_control": Num(4, 100_000, integer=True), "n_values": Num(LD.N_PERTURBED + 1, 10_000, integer=True)},
+        "model": {"d": Num(8, 4096, integer=True), "layers": Num(1, 64, integer=True), "heads": Num(1, 64, integer=True)},
+        "mode": Choice("reference", "corrected"), "deterministic": Choice(False), "device": Choice("cpu"),
+        "base": {"seed": seed, **recipe}, "train": recipe,
+        "designs": ListOf(Choice(*designs), nonempty=True),
+        "paper": {"I": seeds, "J": seeds, "a_train_seed": seed, "a_first_unlearn_seed": seed, "b_first_train_seed": seed},
+        "grid": {"I": seeds, "J": seeds},
+        "targets": (Choice("facts/tofu"), ListOf(Text(nonempty=True))),
+        "grid_targets": (Choice("facts/tofu"), ListOf(Text(nonempty=True))),
+        "methods": ListOf(Choice(*METHODS), nonempty=True),
+        "j_per_method": (Choice(*METHODS), jcap),
+        "method_params": {m: Optional(rec.params) for m, rec in METHODS.items()},
+        "eval": {"entities": Num(2, 100_000, integer=True), "max_new": Num(1, 1000, integer=True)},
+    }
+
+
+def validate(prof: dict) -> None:
+    for field in ("targets", "grid_targets"):
+        for targets in prof[field].values():
+            for t in targets:
+                try:
+                    forget_fraction(t)
+                except ConfigError as err:
+                    raise ConfigError(f"{field} facts/tofu: {err}") from None
+    if prof["model"]["d"] % prof["model"]["heads"]:
+        raise ConfigError(f"model.d ({prof['model']['d']}) must be a multiple of model.heads ({prof['model']['heads']})")
+    for m in prof["methods"]:
+        if METHODS[m].params and m not in prof["method_params"]:
+            raise ConfigError(f"method_params.{m} is missing; method {m} needs the fields {', '.join(METHODS[m].params)}")
+
+
+@functools.lru_cache(maxsize=8)
+def _load(seed, n_entities, n_control, n_values, target):
+    return LD.facts(seed, n_entities, n_control, n_values, forget_fraction(target))
+
+
+def load(data_cfg: dict, target: str = "forget10") -> dict:
+    """The facts of the profile's data with ``target``'s forget split, the vocabulary and its index
+    (the vocabulary does not depend on the split)."""
+    fs = _load(data_cfg["seed"], data_cfg["n_entities"], data_cfg["n_control"], data_cfg["n_values"], target)
+    vocab = LD.vocabulary(fs)
+    return {"facts": fs, "vocab": vocab, "index": {w: i for i, w in enumerate(vocab)}}
+
+
+def oracle_seed(train_seed: int) -> int:
+    """The oracle's seed for s_t: a hash of ('oracle', s_t), far from every small s_u."""
+    return int(hashlib.sha256(f"oracle-{train_seed}".encode()).hexdigest()[:8], 16) + 2**32
+
+
+def _hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def base_spec(prof: dict) -> dict:
+    spec = dict(domain="lm", data=prof["data"], model=prof["model"], base=prof["base"], versions={"lm": LM_VERSION})
+    return {**spec, "key": "lmbase-" + _hash(spec)}
+
+
+def train_spec(prof: dict, row: dict) -> dict:
+    """Everything that determines an original model and its oracle (the key covers them)."""
+    return dict(domain="lm", base=base_spec(prof), target=row["target"], train=prof["train"],
+                train_seed=row["train_seed"], eval=prof["eval"], versions={"lm": LM_VERSION, "eval": EV.EVAL_VERSION})
+
+
+def encoded(data: dict, split: str, field: str = "answer") -> list:
+    return [LM.encode(f["question"], f[field], data["index"]) for f in data["facts"] if f["split"] == split]
+
+
+def _stored(path, key, run_dir, model_info, vocab, cfg):
+    info = model_info(run_dir, key)
+    state = store.load_model_state(path, key) if info is not None else None
+    if state is None:
+        return None
+    m = LM.build(len(vocab), cfg, 0)  # weights replaced at once by the stored ones
+    m.load_state_dict(state)
+    return m.eval(), info
+
+
+def _stored_or_trained(key, run_dir, model_path, model_info, vocab, cfg, train):
+    """(model, sidecar, trained now?) of ``key``: from the store, or ``train()`` -> (model, sidecar)
+    run now under the key's lock and stored (the sidecar last)."""
+    path = model_path(run_dir, key)
+    got = _stored(path, key, run_dir, model_info, vocab, cfg)
+    if got is not None:
+        return *got, False
+    with store.Lock(path + ".lock"):
+        got = _stored(path, key, run_dir, model_info, vocab, cfg)
+        if got is not None:
+            return *got, False
+        model, info = train()
+        store.save_model(path, model, key)
+        store.save_json(path[:-3] + ".json", {**info, "computed": provenance.stamp("cpu")}, key)
+        return model.eval(), info, True
+
+
+def base_model(bspec: dict, run_dir, model_path, model_info, data):
+    """The base model: the control facts, answer and paraphrase, ``base.epochs`` passes (order from ``base.seed``)."""
+    def train():
+        m = LM.build(len(data["vocab"]), bspec["model"], bspec["base"]["seed"])
+        pairs = encoded(data, "control") + encoded(data, "control", "paraphrase")
+        t0 = time.perf_counter()
+        tokens = LM.fit(m, pairs, bspec["base"], torch.Generator().manual_seed(bspec["base"]["seed"]))
+        s = time.perf_counter() - t0
+        return m, {"train_seconds": s, "tokens": tokens, "parameters": sum(p.numel() for p in m.parameters())}
+    return _stored_or_trained(bspec["key"], run_dir, model_path, model_info, data["vocab"], bspec["model"], train)[0]
+
+
+def eval_sets(data: dict, entities: int) -> dict:
+    """The evaluated facts: the whole forget split; the first ``entities`` retain entities; the
+    first ``entities`` control entities in two halves (``lm.evaluate`` says why)."""
+    fs = data["facts"]
+    first = lambda split: list(dict.fromkeys(f["entity"] for f in fs if f["split"] == split))[:entities]  # noqa: E731
+    retain, control = first("retain"), first("control")
+    halves = [set(control[:len(control) // 2]), set(control[len(control) // 2:])]
+    return {"forget": [f for f in fs if f["split"] == "forget"],
+            "retain_eval": [f for f in fs if f["entity"] in set(retain)],
+            "control": [[f for f in fs if f["entity"] in h] for h in halves]}
+
+
+def trained_model(tspec: dict, run_dir: str, model_path, model_info):
+    """(original model, its sidecar with the oracle's forget truth ratios, the base model, trained now?)."""
+    data = load(tspec["base"]["data"], tspec["target"])
+    base = base_model(tspec["base"], run_dir, model_path, model_info, data)
+    cfg = tspec["base"]["model"]
+
+    def train():
+        t0 = time.perf_counter()
+        m = copy.deepcopy(base)
+        tokens = LM.fit(m, encoded(data, "forget") + encoded(data, "retain"), tspec["train"],
+                        torch.Generator().manual_seed(tspec["train_seed"]))
+        seconds = time.perf_counter() - t0
+        oracle = copy.deepcopy(base)
+        LM.fit(oracle, encoded(data, "retain"), tspec["train"], torch.Generator().manual_seed(oracle_seed(tspec["train_seed"])))
+        tr = EV.truth_ratios(oracle.eval(), eval_sets(data, 1)["forget"], data["index"], "paraphrase")
+        return m, {"train_seconds": seconds, "tokens": tokens, "oracle_seconds": time.perf_counter() - t0 - seconds,
+                   "oracle_truth_ratios": tr.tolist()}
+    model, info, trained = _stored_or_trained(tspec["key"], run_dir, model_path, model_info, data["vocab"], cfg, train)
+    return model, info, base, trained
+
+
+def run_job(model, info: dict, base, tspec: dict, job: dict) -> dict:
+    """One unlearning job: the method on a copy of the original model with its s_u generator, then
+    TOFU's metrics against the oracle's forget truth ratios."""
+    data = load(tspec["base"]["data"], tspec["target"])
+    sets = {"forget": encoded(data, "forget"), "retain": encoded(data, "retain"), "base": base, "recipe": tspec["train"]}
+    gen = torch.Generator().manual_seed(job["unlearn_seed"] or 0)
+    m = copy.deepcopy(model)
+    t0 = time.perf_counter()
+    m = METHODS[job["method"]].fn(m, sets, job["params"], gen)
+    seconds = time.perf_counter() - t0
+    with torch.no_grad():
+        finite = all(torch.isfinite(p).all() for p in m.parameters())
+    if finite:
+        out = {"status": "ok", **EV.evaluate(m, eval_sets(data, tspec["eval"]["entities"]),
+                                             np.asarray(info["oracle_truth_ratios"]), data["index"], data["vocab"],
+                                             tspec["eval"]["max_new"])}
+    else:  # a diverged model has no metrics, never a number
+        out = {"status": "failed: non-finite weights", **{k: None for k in METRICS}}
+    return {**out, "method_seconds": seconds, "computed": provenance.stamp("cpu")}
