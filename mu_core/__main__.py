@@ -48,10 +48,7 @@ def main(argv=None):
             return 0
         if args.command == "analyse":
             from . import external
-            cols = dict(c.split("=", 1) for c in args.column if "=" in c)
-            if len(cols) != len(args.column):
-                raise ConfigError(f"--column takes OURS=THEIRS (e.g. --column method=algorithm), got {args.column!r}")
-            written = external.analyse(args.table, args.out, cols, args.metrics.split(",") if args.metrics else None,
+            written = external.analyse(args.table, args.out, external.parse_columns(args.column), args.metrics.split(",") if args.metrics else None,
                                        args.train_seconds)
             print(open(written["summary"]).read().strip())
             return 0

@@ -196,11 +196,14 @@ def flips_summary(flips: pd.DataFrame) -> dict:
     """Text for the book: how many pairs flip at all, and the most fragile pair."""
     f = flips.dropna(subset=["p_flip"])
     if f.empty:
-        return {"flip_any": "0 of 0", "flip_worst_pair": "none", "flip_worst_p": "0"}
+        return {"flip_any": "0 of 0", "flip_worst_pair": "none", "flip_worst_p": "0",
+                "flip_worst": "no pair could be compared"}
     worst = f.sort_values("p_flip", ascending=False, kind="stable").iloc[0]
-    return {"flip_any": f"{int((f.p_flip > 0).sum())} of {len(f)}",
-            "flip_worst_pair": f"{' vs '.join(label(m) for m in worst.pair.split(' vs '))} ({worst.setting})",
-            "flip_worst_p": f"{worst.p_flip:.2f}"}
+    pair = f"{' vs '.join(label(m) for m in worst.pair.split(' vs '))} ({worst.setting})"
+    return {"flip_any": f"{int((f.p_flip > 0).sum())} of {len(f)}", "flip_worst_pair": pair,
+            "flip_worst_p": f"{worst.p_flip:.2f}",
+            "flip_worst": f"the most fragile is {pair}, flipped with probability {worst.p_flip:.2f}" if worst.p_flip > 0
+            else "no pair flips on any training seed"}
 
 
 def ab_ranges(ab: pd.DataFrame, panels, methods) -> pd.DataFrame:

@@ -27,6 +27,16 @@ NEEDED = ("method", "train_seed", "unlearn_seed")
 GROUPS = ("dataset", "setting", "target")
 
 
+def parse_columns(pairs) -> dict:
+    """{ours: theirs} from 'ours=theirs' strings (a list, or one comma-separated string)."""
+    if isinstance(pairs, str):
+        pairs = [p.strip() for p in pairs.split(",") if p.strip()]
+    cols = dict(c.split("=", 1) for c in pairs if "=" in c)
+    if len(cols) != len(pairs):
+        raise ConfigError(f"columns take OURS=THEIRS (e.g. method=algorithm), got {pairs!r}")
+    return cols
+
+
 def read(path: str, columns: dict | None = None, metrics=None) -> tuple[pd.DataFrame, list[str]]:
     """(the table in the engine's form, its metric columns); one line naming what is wrong."""
     if not os.path.isfile(path):
@@ -128,6 +138,7 @@ def analyse(path: str, out: str, columns: dict | None = None, metrics=None, trai
         for m in metrics:
             fig = plots.components_bars(comp, m)
             written[f"components_{m}"] = plots.save(fig, os.path.join(out, f"components_{m}"))[0]
+            plots.plt.close(fig)  # written, not shown: a notebook calling this shows the saved files
     with open(os.path.join(out, "summary.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
     written["summary"] = os.path.join(out, "summary.txt")

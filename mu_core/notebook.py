@@ -65,6 +65,15 @@ PARAMETERS = {
                  "n_targets": REAL(1, 1, "targets per setting rerun in corrected mode", integer=True)},
     "09_ltr": {**RUN, **EXEC,
                "ltr_run_dir": (lambda: Text(optional=True), None, "the learning-to-rank run folder; None: run_dir + '-ltr'")},
+    "11_lm": {**RUN, **EXEC,
+              "lm_run_dir": (lambda: Text(optional=True), None, "the language-model run folder; None: run_dir + '-lm'")},
+    "12_analyse": {"table": (lambda: Text(nonempty=True), "examples/grid_results.csv", "the results table (CSV) to analyse"),
+                   "columns": (lambda: Text(), "method=algorithm,train_seed=seed_train,unlearn_seed=seed_unlearn",
+                               "column names, ours=theirs, comma-separated ('' when the table uses ours)"),
+                   "metrics": (lambda: Text(optional=True), None, "metric columns, comma-separated; None: every other numeric column"),
+                   "profile": (lambda: Text(), "none", "unused: the page reads a table, not a run"),
+                   "run_dir": (lambda: Text(), "runs/analyse", "the outputs go to run_dir + '-analyse'"),
+                   "overrides": (Overrides, {}, "unused")},
     "10_deepunlearn": {**RUN, "n_boot": REAL(10, 200, "bootstrap resamples of training seeds", integer=True)},
     "07_simulation": {"sigma_b": REAL(0, 3.0, "spread of the per-seed means (points)"),
                       "sigma_w": REAL(0, 1.5, "typical spread across unlearning seeds (points)"),
@@ -111,11 +120,12 @@ def parameters(namespace: dict, notebook: str) -> types.SimpleNamespace:
     return types.SimpleNamespace(**out)
 
 
-FOLDERS = ("run_dir", "corrected_run_dir", "ltr_run_dir")
+FOLDERS = ("run_dir", "corrected_run_dir", "ltr_run_dir", "lm_run_dir")
 
 # The design each figure notebook draws, and the least I and J it can draw it from.
 NEEDS = {"02_unlearn": "paper", "03_figure1": "paper", "04_figure2": "paper", "08_claims": "paper",
-         "06_modes": "paper", "05_beyond": "grid", "09_ltr": "paper", "10_deepunlearn": "grid"}
+         "06_modes": "paper", "05_beyond": "grid", "09_ltr": "paper", "10_deepunlearn": "grid",
+         "11_lm": "paper"}
 
 
 def chapter_methods(run, chapter: str) -> list[str]:
@@ -150,13 +160,14 @@ def grid_sentence(table, methods) -> str:
     return f"{text}, on {n_targets} target{'s' * (n_targets != 1)}" + (" (one per setting)" if one_each else "")
 
 
-def ltr_profile(profile: str) -> tuple[str, bool]:
-    """(learning-to-rank profile, run it here?) for the book's image profile: smoke and classroom
-    builds run their own small study; a paper build reads an existing ltr-paper run (MQ2007 and
-    1,000 rounds are not started inside a book build)."""
+def domain_profile(domain: str, profile: str) -> tuple[str, bool]:
+    """(the ``ltr`` or ``lm`` profile, run it here?) for the book's image profile: smoke and
+    classroom builds run their own small study; a paper build reads an existing ltr-paper run
+    (MQ2007 and 1,000 rounds are not started inside a book build) or, for language models, which
+    have no paper-scale profile, the classroom study."""
     if profile in ("smoke", "classroom"):
-        return f"ltr-{profile}", True
-    return "ltr-paper", False
+        return f"{domain}-{profile}", True
+    return ("ltr-paper", False) if domain == "ltr" else ("lm-classroom", True)
 WHAT = {"paper": "protocols A and B", "grid": "the I x J grid of training and unlearning seeds"}
 
 
@@ -283,7 +294,9 @@ HEADERS = {"retain_acc": "retain (%)", "forget_acc": "forget (%)", "test_acc": "
            "sigma_unlearn2": "σ²_unlearn", "init_only_share": "init-only share", "w2_median": "W2(A, B)",
            "b_vs_b": "B vs B", "stands_out": "stands out", "du_membership": "DU score",
            "du_membership_lo": "low", "du_membership_hi": "high", "auc": "AUC", "auc_lo": "AUC low",
-           "auc_hi": "AUC high", "balanced_acc": "best bal. acc.", "tpr_at_1pct_fpr": "TPR at 1 % FPR"}
+           "auc_hi": "AUC high", "balanced_acc": "best bal. acc.", "tpr_at_1pct_fpr": "TPR at 1 % FPR",
+           "log10_forget_quality": "log10 FQ", "model_utility": "utility", "forget_truth_ratio": "forget TR",
+           "forget_rouge": "forget ROUGE", "retain_rouge": "retain ROUGE"}
 
 
 def show(df, digits: int = 2, nan: str = "–", caption: str | None = None):

@@ -15,7 +15,10 @@ from . import domains, stats
 NOISE_COLOR = "#d55e00"  # the B-versus-B baseline, wherever it is drawn
 METRIC_LABELS = {"retain_acc": "retain-set accuracy (%)", "forget_acc": "forget-set accuracy (%)",
                  "test_acc": "test accuracy (%)", "mia": "MIA (% of forget set called member)",
-                 "ndcg": "nDCG@10 after unlearning", "ndcg_trained": "nDCG@10 of the trained ranker"}
+                 "ndcg": "nDCG@10 after unlearning", "ndcg_trained": "nDCG@10 of the trained ranker",
+                 "log10_forget_quality": "log10 forget quality", "forget_quality": "forget quality (KS p-value)",
+                 "model_utility": "model utility", "forget_truth_ratio": "forget truth ratio",
+                 "forget_rouge": "forget ROUGE-L recall", "retain_rouge": "retain ROUGE-L recall"}
 
 
 def _methods():
@@ -56,6 +59,8 @@ def place(key: str) -> str:
     'digit pairs, sub-class: digit 7'."""
     from .images.data import setting_label
     setting, _, target = key.partition(" ")
+    if setting == "facts/tofu":  # the language-model domain: the target is TOFU's split name
+        return f"synthetic facts, {target}" if target else "synthetic facts"
     return setting_label(setting) + (f": {target_name(setting, target)}" if target else "")
 
 
@@ -252,8 +257,9 @@ def components_bars(comp: pd.DataFrame, metric: str = "forget_acc"):
                                             "sigma_w2": r"unlearning seed: $\sigma_w^2 = E\,\mathrm{var}(Z\mid S)$"})
     methods = method_order(t.method)
     long["key"] = long.key.map(place)
+    one = long.key.nunique() == 1  # a single panel is widened to its methods, so their names do not collide
     g = sns.catplot(data=long, x="method", y="variance", hue="component", col="key", kind="bar",
-                    order=methods, height=3.2, aspect=0.95, sharey=False)
+                    order=methods, height=3.2, aspect=max(0.95, 0.4 * len(methods)) if one else 0.95, sharey=False)
     g.set_axis_labels("", f"variance of {METRIC_LABELS.get(metric, metric).split(' (')[0]}"
                           + (" (%$^2$)" if metric in METRIC_LABELS and "%" in METRIC_LABELS[metric] else ""))
     g.set_titles("{col_name}")

@@ -151,7 +151,7 @@ document.getElementById('f').addEventListener('load', function () {
 </script></body></html>"""
 
 
-FIGURE_PAGES = ["02_unlearn", "03_figure1", "04_figure2", "05_beyond", "06_modes", "08_claims", "09_ltr", "10_deepunlearn"]
+FIGURE_PAGES = ["02_unlearn", "03_figure1", "04_figure2", "05_beyond", "06_modes", "08_claims", "09_ltr", "10_deepunlearn", "11_lm"]
 
 
 @pytest.mark.parametrize("page,needs_math,min_images", [("book/derivation.html", True, 0)] + [
@@ -179,7 +179,7 @@ def test_chromium_offline_typesets_math_and_shows_figures(book, page, needs_math
     assert result["images"] >= min_images and result["shown"] == result["images"], result["images"]
     if "executed" in page:  # a figure page: its provenance line, and no long code in view
         assert re.search(r"profile (smoke, mode reference, data real MNIST digits|ltr-smoke, mode reference, data a "
-                         r"synthetic MQ2007-like collection) .*?, computed at commits? \S+.*?; torch \S+",
+                         r"synthetic MQ2007-like collection|lm-smoke, mode reference, data synthetic facts) .*?, computed at commits? \S+.*?; torch \S+",
                          result["text"]), page
         assert all(n <= 10 for n in result["visible_code_lines"]), result["visible_code_lines"]
 

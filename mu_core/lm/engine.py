@@ -6,6 +6,7 @@ Rows of the results table map as: ``dataset`` = ``facts`` (the synthetic facts),
 ``forget50`` (the percentage of fictitious entities forgotten).
 
 Three kinds of model, each stored in the run folder under its key and lock:
+
 - the **base** model, pretrained once on the control facts in both phrasings (the "generic text"
   that teaches the model the paraphrase's wording), its seed fixed in the profile (``base.seed``);
 - the **original** model of training seed s_t: the base fine-tuned on every fictitious fact (forget

@@ -44,6 +44,7 @@ class TinyLM(nn.Module):
         self.norm, self.head = nn.LayerNorm(d), nn.Linear(d, vocab)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """The next-token logits at every position of ``ids`` (batch, length)."""
         n = ids.shape[1]
         h = self.tok(ids) + self.pos(torch.arange(n, device=ids.device))
         causal = nn.Transformer.generate_square_subsequent_mask(n, device=ids.device)
