@@ -126,7 +126,8 @@ def rows(prof: dict) -> list[dict]:
     return out
 
 
-def _hash(obj) -> str:
+def digest(obj) -> str:
+    """The key of a spec: a short hash of its JSON with sorted fields."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
@@ -151,7 +152,7 @@ def train_spec(prof: dict, dataset: str, seed: int, order_seed: int | None = Non
     # where CIFAR lives does not change what is trained
     key_spec = copy.deepcopy(spec)
     key_spec["data"] = {k: v for k, v in spec["data"].items() if k not in ("root", "download")}
-    return {**spec, "key": "train-" + _hash(key_spec)}
+    return {**spec, "key": "train-" + digest(key_spec)}
 
 
 def model_spec(prof: dict, row: dict) -> dict:
@@ -160,7 +161,7 @@ def model_spec(prof: dict, row: dict) -> dict:
     engine = domains.engine(prof)
     if engine:
         spec = engine.train_spec(prof, row)
-        return {**spec, "key": {"ltr": "ranker-", "lm": "lm-"}[spec["domain"]] + _hash(spec)}
+        return {**spec, "key": {"ltr": "ranker-", "lm": "lm-"}[spec["domain"]] + digest(spec)}
     train_on = {"setting": row["setting"], "target": row["target"]} if row["setting"] == "random" else None
     return train_spec(prof, row["dataset"], row["train_seed"], row.get("order_seed"), train_on)
 
@@ -173,7 +174,7 @@ def job_spec(prof: dict, row: dict, tkey: str) -> dict:
         spec = dict(train_key=tkey, setting=row["setting"], target=row["target"], method=m, mode=prof["mode"],
                     params=prof["method_params"].get(m, {}), unlearn_seed=None if rec.deterministic else row["unlearn_seed"],
                     versions={"method": rec.version})
-        return {**spec, "key": f"{m}-" + _hash(spec)}
+        return {**spec, "key": f"{m}-" + digest(spec)}
     det = METHODS[m].deterministic
     spec = dict(train_key=tkey, setting=row["setting"], target=row["target"], method=m,
                 mode=row["mode"], params=prof["method_params"].get(m, {}), eval=prof["eval"],
@@ -182,7 +183,7 @@ def job_spec(prof: dict, row: dict, tkey: str) -> dict:
                           "accuracy": metrics.ACCURACY_VERSION, "metrics": metrics.METRICS_VERSION})
     if row["setting"] == "random":  # the job also stores U-LiRA's statistics of the target pool
         spec["versions"]["ulira"] = ulira.ULIRA_VERSION
-    return {**spec, "key": f"{m}-" + _hash(spec)}
+    return {**spec, "key": f"{m}-" + digest(spec)}
 
 
 def schedule(prof: dict):

@@ -26,7 +26,8 @@ from mu_core.images import metrics, models, train, ulira
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden.json")
 WHERE = {"data": "DATA_VERSION in mu_core/images/data.py", "models": "MODELS_VERSION in mu_core/images/models.py",
          "train": "TRAIN_VERSION in mu_core/images/train.py", "accuracy": "ACCURACY_VERSION in mu_core/images/metrics.py",
-         "metrics": "METRICS_VERSION in mu_core/images/metrics.py", "ulira": "ULIRA_VERSION in mu_core/images/ulira.py"}
+         "metrics": "METRICS_VERSION in mu_core/images/metrics.py", "ulira": "ULIRA_VERSION in mu_core/images/ulira.py",
+         "lm": "LM_VERSION in mu_core/lm/engine.py", "eval": "EVAL_VERSION in mu_core/lm/evaluate.py"}
 SETTING, TARGET = "mnist5/sub_class", "7"
 
 
@@ -37,6 +38,8 @@ def versions(*names, method=None) -> dict:
 
 
 def where(name: str) -> str:
+    if name.startswith("lm method "):
+        return f"the version of METHODS[{name.split()[2]!r}] in mu_core/lm/engine.py"
     return WHERE.get(name) or f"the version of METHODS[{name.split()[1]!r}] in mu_core/images/methods.py"
 
 
@@ -120,6 +123,42 @@ def fp_ulira():
             + [sum(stats["phi"]), float(sum(stats["correct"]))])
 
 
+_LM = {}
+
+
+def _lm_trained():
+    """lm-smoke's original model of s_t = 1 (base, fine-tuning, oracle), trained in a scratch folder."""
+    if not _LM:
+        from mu_core.lm import engine as E
+        prof = profiles.load("lm-smoke")
+        row = next(r for r in plan.rows(prof) if r["train_seed"] == 1)
+        tspec = plan.model_spec(prof, row)
+        d = tempfile.mkdtemp(prefix="golden-lm-")
+        model, info, base, _ = E.trained_model(tspec, d, tasks.model_path, tasks.model_info)
+        _LM.update(prof=prof, tspec=tspec, model=model, info=info, base=base)
+    return _LM
+
+
+def fp_lm_train():
+    t = _lm_trained()
+    return _sums(t["base"].state_dict().values()) + _sums(t["model"].state_dict().values()) + [sum(t["info"]["oracle_truth_ratios"])]
+
+
+def fp_lm_method(method):
+    from mu_core.lm import engine as E
+    t = _lm_trained()
+    job = {"method": method, "params": t["prof"]["method_params"].get(method, {}), "unlearn_seed": 7, "mode": "reference"}
+    res = E.run_job(t["model"], t["info"], t["base"], t["tspec"], job)
+    return [res[k] for k in E.METRICS]
+
+
+def lm_versions(method=None):
+    from mu_core.lm import engine as E
+    from mu_core.lm import evaluate as EV
+    v = {"lm": E.LM_VERSION, "eval": EV.EVAL_VERSION}
+    return {**v, f"lm method {method}": E.METHODS[method].version} if method else v
+
+
 # name -> (versions it is recorded under, fingerprint)
 JOBS = {
     "data": (lambda: versions("data"), fp_data),
@@ -134,6 +173,10 @@ JOBS = {
     **{f"method/{m}/{mode}": (lambda m=m: versions("data", "models", "train", "accuracy", "metrics", method=m),
                               lambda m=m, mode=mode: fp_method(m, mode))
        for m in M.METHODS if m != "original" for mode in ("reference", "corrected")},
+    # the language-model domain: its base, original and oracle models, and each method's metrics
+    "lm/train": (lm_versions, fp_lm_train),
+    **{f"lm/method/{m}": (lambda m=m: lm_versions(m), lambda m=m: fp_lm_method(m))
+       for m in ("original", "retrain", "grad_ascent", "grad_diff", "npo")},
 }
 
 
@@ -189,9 +232,11 @@ def test_the_verdict_names_the_version_to_bump():
 
 
 def test_every_component_and_method_has_a_golden_job():
+    from mu_core.lm import engine as E
     names = {n.split("/")[1] for n in JOBS if n.startswith("method/")}
     assert names == set(M.METHODS) - {"original"}
-    assert set(plan.code_versions(True)) | {"metrics", "ulira"} == set(WHERE)
+    assert {n.split("/")[2] for n in JOBS if n.startswith("lm/method/")} == set(E.METHODS)
+    assert set(plan.code_versions(True)) | {"metrics", "ulira"} | set(lm_versions()) == set(WHERE)
 
 
 def update(only=()) -> None:

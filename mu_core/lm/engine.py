@@ -22,7 +22,6 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
-import json
 import re
 import time
 
@@ -119,13 +118,10 @@ def oracle_seed(train_seed: int) -> int:
     return int(hashlib.sha256(f"oracle-{train_seed}".encode()).hexdigest()[:8], 16) + 2**32
 
 
-def _hash(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:20]
-
-
 def base_spec(prof: dict) -> dict:
     spec = dict(domain="lm", data=prof["data"], model=prof["model"], base=prof["base"], versions={"lm": LM_VERSION})
-    return {**spec, "key": "lmbase-" + _hash(spec)}
+    from ..plan import digest
+    return {**spec, "key": "lmbase-" + digest(spec)}
 
 
 def train_spec(prof: dict, row: dict) -> dict:
