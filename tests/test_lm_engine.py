@@ -138,3 +138,29 @@ def test_forget_splits_follow_the_target():
         fs = E.load(prof["data"], t)["facts"]
         assert len({f["entity"] for f in fs if f["split"] == "forget"}) == n
     assert E.load(prof["data"], "forget01")["vocab"] == E.load(prof["data"], "forget10")["vocab"]
+
+
+def test_an_lm_run_killed_anywhere_then_resumed_gives_the_uninterrupted_table(tmp_path):
+    import signal
+    import time
+    cli = lambda d: [sys.executable, "-m", "mu_core", "run", "--profile", "lm-smoke", "--run-dir", str(d),  # noqa: E731
+                     "--executor", "local", "--no-progress"]
+    subprocess.run(cli(tmp_path / "whole"), check=True, capture_output=True)
+    whole = pd.read_csv(tmp_path / "whole" / "results.csv")
+    d = tmp_path / "killed"
+    kills = 0
+    for point in (1, 12, 30):  # kill once this many results are stored (the first kill may hit training)
+        proc = subprocess.Popen(cli(d), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while proc.poll() is None and time.time() < deadline and \
+                len(os.listdir(d / "jobs") if (d / "jobs").is_dir() else []) < point:
+            time.sleep(0.005)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    assert kills >= 2
+    subprocess.run(cli(d), check=True, capture_output=True)
+    resumed = pd.read_csv(d / "results.csv")
+    cols = [c for c in whole.columns if c not in plan.VOLATILE]
+    pd.testing.assert_frame_equal(resumed[cols], whole[cols], check_exact=True)
