@@ -29,8 +29,9 @@ def retrain(model, sets, params, gen):
 
 def _forget_retain(model, sets, params, gen, loss):
     """OpenUnlearning's loop: each epoch passes over the forget set in batches (order from s_u),
-    each forget item paired with a retain item drawn uniformly (``torch.randint`` from s_u, as its
-    ForgetRetainDataset draws one); ``loss(forget_batch, retain_batch)``."""
+    each forget item paired with a retain item drawn uniformly (its ForgetRetainDataset calls
+    ``torch.randint`` on the global generator its seed sets; here the job's s_u generator draws it);
+    ``loss(forget_batch, retain_batch)``."""
     forget, retain = sets["forget"], sets["retain"]
 
     def step(idx):
