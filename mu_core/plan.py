@@ -169,11 +169,14 @@ def model_spec(prof: dict, row: dict) -> dict:
 def job_spec(prof: dict, row: dict, tkey: str) -> dict:
     """Everything that determines one unlearning job, and its key."""
     m = row["method"]
-    if domains.engine(prof):
-        rec = domains.methods(prof)[m]
+    engine = domains.engine(prof)
+    if engine:
+        rec = engine.METHODS[m]
         spec = dict(train_key=tkey, setting=row["setting"], target=row["target"], method=m, mode=prof["mode"],
                     params=prof["method_params"].get(m, {}), unlearn_seed=None if rec.deterministic else row["unlearn_seed"],
-                    versions={"method": rec.version})
+                    versions={"method": rec.version, **engine.JOB_VERSIONS})
+        if prof["eval"]:  # the evaluation's settings (a ranker has none)
+            spec["eval"] = prof["eval"]
         return {**spec, "key": f"{m}-" + digest(spec)}
     det = METHODS[m].deterministic
     spec = dict(train_key=tkey, setting=row["setting"], target=row["target"], method=m,

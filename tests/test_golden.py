@@ -147,7 +147,8 @@ def fp_lm_train():
 def fp_lm_method(method):
     from mu_core.lm import engine as E
     t = _lm_trained()
-    job = {"method": method, "params": t["prof"]["method_params"].get(method, {}), "unlearn_seed": 7, "mode": "reference"}
+    job = {"method": method, "params": t["prof"]["method_params"].get(method, {}), "unlearn_seed": 7, "mode": "reference",
+           "eval": t["prof"]["eval"]}
     res = E.run_job(t["model"], t["info"], t["base"], t["tspec"], job)
     return [res[k] for k in E.METRICS]
 

@@ -39,6 +39,7 @@ from . import model as LM
 
 LM_VERSION = 1  # bump when the network, its training or the base model's data change what they compute
 METRICS = ["log10_forget_quality", "forget_quality", "model_utility", "forget_truth_ratio", "forget_rouge", "retain_rouge"]
+JOB_VERSIONS = {"eval": EV.EVAL_VERSION}  # a job's metrics: the evaluation's code beside its method's
 TARGET = re.compile(r"forget(\d\d)$")
 UNLEARN = {"epochs": Num(1, 10_000, integer=True), "lr": Num(0, lo_open=True), "batch": Num(1, 100_000, integer=True),
            "weight_decay": Num(0), "warmup_epochs": Num(0, 10_000, integer=True)}
@@ -127,7 +128,7 @@ def base_spec(prof: dict) -> dict:
 def train_spec(prof: dict, row: dict) -> dict:
     """Everything that determines an original model and its oracle (the key covers them)."""
     return dict(domain="lm", base=base_spec(prof), target=row["target"], train=prof["train"],
-                train_seed=row["train_seed"], eval=prof["eval"], versions={"lm": LM_VERSION, "eval": EV.EVAL_VERSION})
+                train_seed=row["train_seed"], versions={"lm": LM_VERSION})
 
 
 def encoded(data: dict, split: str, field: str = "answer") -> list:
@@ -219,9 +220,9 @@ def run_job(model, info: dict, base, tspec: dict, job: dict) -> dict:
     with torch.no_grad():
         finite = all(torch.isfinite(p).all() for p in m.parameters())
     if finite:
-        out = {"status": "ok", **EV.evaluate(m, eval_sets(data, tspec["eval"]["entities"]),
+        out = {"status": "ok", **EV.evaluate(m, eval_sets(data, job["eval"]["entities"]),
                                              np.asarray(info["oracle_truth_ratios"]), data["index"], data["vocab"],
-                                             tspec["eval"]["max_new"])}
+                                             job["eval"]["max_new"])}
     else:  # a diverged model has no metrics, never a number
         out = {"status": "failed: non-finite weights", **{k: None for k in METRICS}}
     return {**out, "method_seconds": seconds, "computed": provenance.stamp("cpu")}

@@ -28,6 +28,7 @@ DATA_VERSION = 1  # bump when the LETOR reader or the synthetic collection chang
 COLLECTIONS = ("synthetic", "mq2007")
 CLICK_MODELS = ("perfect", "navigational", "informational")
 METRICS = ["ndcg", "ndcg_trained"]
+JOB_VERSIONS: dict = {}  # versions of code a job's result depends on beyond its method's (LTR_VERSION is the model's)
 
 METHODS = {
     "retrain": Method(U.retrain, "Retrain", False, 1, {}),
