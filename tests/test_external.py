@@ -80,3 +80,11 @@ def test_a_table_that_falls_short_is_refused_in_one_line(tmp_path, df, kw, words
         external.analyse(_table(tmp_path, df), str(tmp_path / "out"), **kw)
     assert words in str(err.value) and "\n" not in str(err.value)
     assert not (tmp_path / "out").exists()  # refused before anything is written
+
+
+def test_column_maps_read_the_same_from_the_command_line_and_the_notebook():
+    assert external.parse_columns(["method=algorithm", "train_seed=seed"]) == external.parse_columns(
+        "method=algorithm, train_seed=seed") == {"method": "algorithm", "train_seed": "seed"}
+    assert external.parse_columns("") == {}
+    with pytest.raises(ConfigError, match=r"columns take OURS=THEIRS \(e.g. method=algorithm\), got \['method'\]"):
+        external.parse_columns("method")
