@@ -24,6 +24,7 @@ from . import analysis, plots, stats
 from .errors import ConfigError
 
 NEEDED = ("method", "train_seed", "unlearn_seed")
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")  # shipped tables
 GROUPS = ("dataset", "setting", "target")
 
 

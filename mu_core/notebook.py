@@ -67,7 +67,8 @@ PARAMETERS = {
                "ltr_run_dir": (lambda: Text(optional=True), None, "the learning-to-rank run folder; None: run_dir + '-ltr'")},
     "11_lm": {**RUN, **EXEC,
               "lm_run_dir": (lambda: Text(optional=True), None, "the language-model run folder; None: run_dir + '-lm'")},
-    "12_analyse": {"table": (lambda: Text(nonempty=True), "examples/grid_results.csv", "the results table (CSV) to analyse"),
+    "12_analyse": {"table": (lambda: Text(optional=True), None, "the results table (CSV) to analyse; None: the example "
+                             "shipped in examples/grid_results.csv"),
                    "columns": (lambda: Text(), "method=algorithm,train_seed=seed_train,unlearn_seed=seed_unlearn",
                                "column names, ours=theirs, comma-separated ('' when the table uses ours)"),
                    "metrics": (lambda: Text(optional=True), None, "metric columns, comma-separated; None: every other numeric column"),
