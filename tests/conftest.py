@@ -1,7 +1,11 @@
-"""Shared fixtures: a small CIFAR-100 archive in the original pickle format, read by torchvision."""
+"""Shared fixtures: a small CIFAR-100 archive in the original pickle format, read by torchvision;
+and a run killed at given points, for the interruption tests."""
 import hashlib
 import os
 import pickle
+import signal
+import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -65,3 +69,21 @@ def cifar_root(tmp_path, monkeypatch):
     D._CACHE.clear()
     yield str(tmp_path)
     D._CACHE.clear()
+
+
+def kill_at(cli: list, run_dir, points) -> int:
+    """Start ``cli`` (a run into ``run_dir``) once per point and SIGKILL it as soon as that many job
+    results are stored (or let it finish); returns how many runs were killed."""
+    kills = 0
+    for point in points:
+        proc = subprocess.Popen(cli, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        jobs = os.path.join(run_dir, "jobs")
+        while proc.poll() is None and time.time() < deadline and \
+                len(os.listdir(jobs) if os.path.isdir(jobs) else []) < point:
+            time.sleep(0.005)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    return kills

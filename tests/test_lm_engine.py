@@ -141,24 +141,13 @@ def test_forget_splits_follow_the_target():
 
 
 def test_an_lm_run_killed_anywhere_then_resumed_gives_the_uninterrupted_table(tmp_path):
-    import signal
-    import time
+    from conftest import kill_at
     cli = lambda d: [sys.executable, "-m", "mu_core", "run", "--profile", "lm-smoke", "--run-dir", str(d),  # noqa: E731
                      "--executor", "local", "--no-progress"]
     subprocess.run(cli(tmp_path / "whole"), check=True, capture_output=True)
     whole = pd.read_csv(tmp_path / "whole" / "results.csv")
     d = tmp_path / "killed"
-    kills = 0
-    for point in (1, 12, 30):  # kill once this many results are stored (the first kill may hit training)
-        proc = subprocess.Popen(cli(d), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 120
-        while proc.poll() is None and time.time() < deadline and \
-                len(os.listdir(d / "jobs") if (d / "jobs").is_dir() else []) < point:
-            time.sleep(0.005)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.wait()
+    kills = kill_at(cli(d), d, (1, 12, 30))  # killed once this many results are stored (the first may hit training)
     assert kills >= 2
     subprocess.run(cli(d), check=True, capture_output=True)
     resumed = pd.read_csv(d / "results.csv")

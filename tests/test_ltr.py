@@ -362,8 +362,7 @@ def test_the_paper_profile_names_the_mq2007_files_it_needs_before_claiming_a_fol
 
 
 def test_an_ltr_run_killed_anywhere_then_resumed_gives_the_uninterrupted_table(tmp_path):
-    import signal
-    import time
+    from conftest import kill_at
     sets = ["--set", "data.n_queries=100", "--set", "train.rounds=20", "--set", "designs=[paper]", "--set", "paper.I=2",
             "--set", "paper.J=2", "--set", "targets={synthetic/model_poison: [perfect]}", "--set", "grid_targets={}"]
     cli = lambda d: [sys.executable, "-m", "mu_core", "run", "--profile", "ltr-classroom", "--run-dir", str(d),  # noqa: E731
@@ -371,17 +370,7 @@ def test_an_ltr_run_killed_anywhere_then_resumed_gives_the_uninterrupted_table(t
     subprocess.run(cli(tmp_path / "whole"), check=True, capture_output=True)
     whole = pd.read_csv(tmp_path / "whole" / "results.csv")
     d = tmp_path / "killed"
-    kills = 0
-    for point in (1, 6, 12):  # kill once this many results are stored
-        proc = subprocess.Popen(cli(d), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 120
-        while proc.poll() is None and time.time() < deadline and \
-                len([f for f in os.listdir(d / "jobs")] if (d / "jobs").is_dir() else []) < point:
-            time.sleep(0.005)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.wait()
+    kills = kill_at(cli(d), d, (1, 6, 12))  # killed once this many results are stored
     assert kills >= 2
     subprocess.run(cli(d), check=True, capture_output=True)
     resumed = pd.read_csv(d / "results.csv")

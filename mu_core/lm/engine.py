@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from .. import provenance, store
+from ..plan import digest
 from ..checks import Choice, ListOf, Num, Optional, Text
 from ..domains import Method
 from ..errors import ConfigError
@@ -41,16 +42,17 @@ LM_VERSION = 1  # bump when the network, its training or the base model's data c
 METRICS = ["log10_forget_quality", "forget_quality", "model_utility", "forget_truth_ratio", "forget_rouge", "retain_rouge"]
 JOB_VERSIONS = {"eval": EV.EVAL_VERSION}  # a job's metrics: the evaluation's code beside its method's
 TARGET = re.compile(r"forget(\d\d)$")
-UNLEARN = {"epochs": Num(1, 10_000, integer=True), "lr": Num(0, lo_open=True), "batch": Num(1, 100_000, integer=True),
-           "weight_decay": Num(0), "warmup_epochs": Num(0, 10_000, integer=True)}
+# an optimisation recipe (``model.optimise``): the base model's, fine-tuning's and each unlearning method's
+RECIPE = {"epochs": Num(1, 10_000, integer=True), "lr": Num(0, lo_open=True), "batch": Num(1, 100_000, integer=True),
+          "weight_decay": Num(0), "warmup_epochs": Num(0, 10_000, integer=True)}
 WEIGHTS = {"gamma": Num(0), "alpha": Num(0)}
 
 METHODS = {
     "original": Method(U.original, "Original", True, 1, {}, role="original", chapter="lm"),
     "retrain": Method(U.retrain, "Retrain", False, 1, {}, role="gold", chapter="lm"),
-    "grad_ascent": Method(U.grad_ascent, "GradAscent", False, 1, UNLEARN, chapter="lm"),
-    "grad_diff": Method(U.grad_diff, "GradDiff", False, 1, {**UNLEARN, **WEIGHTS}, chapter="lm"),
-    "npo": Method(U.npo, "NPO", False, 1, {**UNLEARN, **WEIGHTS, "beta": Num(0, lo_open=True)}, chapter="lm"),
+    "grad_ascent": Method(U.grad_ascent, "GradAscent", False, 1, RECIPE, chapter="lm"),
+    "grad_diff": Method(U.grad_diff, "GradDiff", False, 1, {**RECIPE, **WEIGHTS}, chapter="lm"),
+    "npo": Method(U.npo, "NPO", False, 1, {**RECIPE, **WEIGHTS, "beta": Num(0, lo_open=True)}, chapter="lm"),
 }
 
 
@@ -65,15 +67,13 @@ def forget_fraction(target: str) -> float:
 
 def schema(seeds, seed, designs, jcap) -> dict:
     """The fields of a language-model profile (the engine's parts passed in by ``profiles``)."""
-    recipe = {"epochs": Num(1, 10_000, integer=True), "lr": Num(0, lo_open=True), "batch": Num(1, 100_000, integer=True),
-              "weight_decay": Num(0), "warmup_epochs": Num(0, 10_000, integer=True)}
     return {
         "description": Text(), "profile": Text(), "domain": Choice("lm"),
         "data": {"source": Choice("synthetic"), "seed": seed, "n_entities": Num(10, 100_000, integer=True),
                  "n_control": Num(4, 100_000, integer=True), "n_values": Num(LD.N_PERTURBED + 1, 10_000, integer=True)},
         "model": {"d": Num(8, 4096, integer=True), "layers": Num(1, 64, integer=True), "heads": Num(1, 64, integer=True)},
         "mode": Choice("reference", "corrected"), "deterministic": Choice(False), "device": Choice("cpu"),
-        "base": {"seed": seed, **recipe}, "train": recipe,
+        "base": {"seed": seed, **RECIPE}, "train": RECIPE,
         "designs": ListOf(Choice(*designs), nonempty=True),
         "paper": {"I": seeds, "J": seeds, "a_train_seed": seed, "a_first_unlearn_seed": seed, "b_first_train_seed": seed},
         "grid": {"I": seeds, "J": seeds},
@@ -103,15 +103,15 @@ def validate(prof: dict) -> None:
 
 @functools.lru_cache(maxsize=8)
 def _load(seed, n_entities, n_control, n_values, target):
-    return LD.facts(seed, n_entities, n_control, n_values, forget_fraction(target))
+    fs = LD.facts(seed, n_entities, n_control, n_values, forget_fraction(target))
+    vocab = LD.vocabulary(fs)
+    return {"facts": fs, "vocab": vocab, "index": {w: i for i, w in enumerate(vocab)}}
 
 
 def load(data_cfg: dict, target: str = "forget10") -> dict:
     """The facts of the profile's data with ``target``'s forget split, the vocabulary and its index
-    (the vocabulary does not depend on the split)."""
-    fs = _load(data_cfg["seed"], data_cfg["n_entities"], data_cfg["n_control"], data_cfg["n_values"], target)
-    vocab = LD.vocabulary(fs)
-    return {"facts": fs, "vocab": vocab, "index": {w: i for i, w in enumerate(vocab)}}
+    (the vocabulary does not depend on the split); made once per process and shared: not to be changed."""
+    return _load(data_cfg["seed"], data_cfg["n_entities"], data_cfg["n_control"], data_cfg["n_values"], target)
 
 
 def oracle_seed(train_seed: int) -> int:
@@ -121,7 +121,6 @@ def oracle_seed(train_seed: int) -> int:
 
 def base_spec(prof: dict) -> dict:
     spec = dict(domain="lm", data=prof["data"], model=prof["model"], base=prof["base"], versions={"lm": LM_VERSION})
-    from ..plan import digest
     return {**spec, "key": "lmbase-" + digest(spec)}
 
 
@@ -131,8 +130,12 @@ def train_spec(prof: dict, row: dict) -> dict:
                 train_seed=row["train_seed"], versions={"lm": LM_VERSION})
 
 
+def of_split(data: dict, split: str) -> list[dict]:
+    return [f for f in data["facts"] if f["split"] == split]
+
+
 def encoded(data: dict, split: str, field: str = "answer") -> list:
-    return [LM.encode(f["question"], f[field], data["index"]) for f in data["facts"] if f["split"] == split]
+    return [LM.encode(f["question"], f[field], data["index"]) for f in of_split(data, split)]
 
 
 def _stored(path, key, run_dir, model_info, vocab, cfg):
@@ -181,7 +184,7 @@ def eval_sets(data: dict, entities: int) -> dict:
     first = lambda split: list(dict.fromkeys(f["entity"] for f in fs if f["split"] == split))[:entities]  # noqa: E731
     retain, control = first("retain"), first("control")
     halves = [set(control[:len(control) // 2]), set(control[len(control) // 2:])]
-    return {"forget": [f for f in fs if f["split"] == "forget"],
+    return {"forget": of_split(data, "forget"),
             "retain_eval": [f for f in fs if f["entity"] in set(retain)],
             "control": [[f for f in fs if f["entity"] in h] for h in halves]}
 
@@ -200,7 +203,7 @@ def trained_model(tspec: dict, run_dir: str, model_path, model_info):
         seconds = time.perf_counter() - t0
         oracle = copy.deepcopy(base)
         LM.fit(oracle, encoded(data, "retain"), tspec["train"], torch.Generator().manual_seed(oracle_seed(tspec["train_seed"])))
-        tr = EV.truth_ratios(oracle.eval(), eval_sets(data, 1)["forget"], data["index"], "paraphrase")
+        tr = EV.truth_ratios(oracle.eval(), of_split(data, "forget"), data["index"], "paraphrase")
         return m, {"train_seconds": seconds, "tokens": tokens, "oracle_seconds": time.perf_counter() - t0 - seconds,
                    "oracle_truth_ratios": tr.tolist()}
     model, info, trained = _stored_or_trained(tspec["key"], run_dir, model_path, model_info, data["vocab"], cfg, train)

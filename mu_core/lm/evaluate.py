@@ -55,14 +55,19 @@ def greedy(model, questions: list[str], index: dict, vocab: list[str], max_new: 
     return out
 
 
-def truth_ratios(model, facts: list[dict], index: dict, base: str) -> np.ndarray:
-    """TR per fact: the perturbed answers against ``base`` ('paraphrase' for fictitious entities,
-    'answer' for control facts)."""
+def base_and_perturbed_nlls(model, facts: list[dict], index: dict, base: str):
+    """(mean token NLL of each fact's ``base`` answer (n,), of its perturbed answers (n, k))."""
     qs = [f["question"] for f in facts]
     nll_base = _mean_nll(model, qs, [f[base] for f in facts], index)
     k = len(facts[0]["perturbed"])
     nll_pert = _mean_nll(model, [q for q in qs for _ in range(k)], [p for f in facts for p in f["perturbed"]], index)
-    return MT.truth_ratio(nll_base, nll_pert.reshape(len(facts), k))
+    return nll_base, nll_pert.reshape(len(facts), k)
+
+
+def truth_ratios(model, facts: list[dict], index: dict, base: str) -> np.ndarray:
+    """TR per fact: the perturbed answers against ``base`` ('paraphrase' for fictitious entities,
+    'answer' for control facts)."""
+    return MT.truth_ratio(*base_and_perturbed_nlls(model, facts, index, base))
 
 
 def rouge(model, facts, index, vocab, max_new) -> float:
@@ -82,13 +87,10 @@ def evaluate(model, sets: dict, oracle_tr, index: dict, vocab: list[str], max_ne
               "truth": MT.true_truth_ratio(truth_ratios(model, r, index, "paraphrase"))}
     controls = []
     for c in sets["control"]:
-        qs = [f["question"] for f in c]
-        k = len(c[0]["perturbed"])
-        nll_true = _mean_nll(model, qs, [f["answer"] for f in c], index)
-        nll_pert = _mean_nll(model, [q for q in qs for _ in range(k)], [p for f in c for p in f["perturbed"]], index)
-        controls.append({"prob": float(MT.normalised_prob(nll_true, nll_pert.reshape(len(c), k)).mean()),
+        nll_true, nll_pert = base_and_perturbed_nlls(model, c, index, "answer")
+        controls.append({"prob": float(MT.normalised_prob(nll_true, nll_pert).mean()),
                          "rouge": rouge(model, c, index, vocab, max_new),
-                         "truth": MT.true_truth_ratio(MT.truth_ratio(nll_true, nll_pert.reshape(len(c), k)))})
+                         "truth": MT.true_truth_ratio(MT.truth_ratio(nll_true, nll_pert))})
     return {"log10_forget_quality": float(np.log10(fq)) if fq > 0 else float("-inf"), "forget_quality": fq,
             "model_utility": MT.model_utility(retain, controls),
             "forget_truth_ratio": MT.forget_truth_ratio(tr_f),
