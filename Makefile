@@ -7,6 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROFILE ?= classroom
 RUN_DIR ?= runs/$(PROFILE)
+EXECUTED ?= book/executed
 NOTEBOOKS := 01_train 02_unlearn 03_figure1 04_figure2 05_beyond 06_modes 07_simulation 08_claims 10_deepunlearn 09_ltr 11_lm 12_analyse
 MATHJAX := book/_extra/mathjax
 
@@ -24,14 +25,14 @@ $(MATHJAX): $(STAMP)
 	cp -r "$$($(PY) -c 'import mathjax, os; print(os.path.join(os.path.dirname(mathjax.__file__), "static", "mathjax", "es5"))')" $@
 
 notebooks: $(STAMP)
-	mkdir -p book/executed
+	mkdir -p $(EXECUTED)
 	for nb in $(NOTEBOOKS); do \
 	  echo "== $$nb ($(PROFILE))"; \
-	  $(VENV)/bin/papermill notebooks/$$nb.ipynb book/executed/$$nb.ipynb --cwd . \
+	  MU_CORE_EXECUTED=$(EXECUTED) $(VENV)/bin/papermill notebooks/$$nb.ipynb $(EXECUTED)/$$nb.ipynb --cwd . \
 	    -p profile $(PROFILE) -p run_dir $(RUN_DIR) --progress-bar || { \
-	    echo "notebook $$nb failed; the executed copy is kept in book/executed/$$nb.ipynb"; exit 1; }; \
+	    echo "notebook $$nb failed; the executed copy is kept in $(EXECUTED)/$$nb.ipynb"; exit 1; }; \
 	done
-	$(PY) -m mu_core tidy book/executed/*.ipynb
+	$(PY) -m mu_core tidy $(EXECUTED)/*.ipynb
 
 book: notebooks $(MATHJAX)
 	$(PY) -m mu_core tables --out book/generated

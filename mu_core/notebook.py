@@ -216,7 +216,7 @@ def table(notebook: str):
     return rows
 
 
-def figure(fig, key: str, run, rows=None, book: str = os.path.join("book", "executed")) -> list[str]:
+def figure(fig, key: str, run, rows=None, book: str | None = None) -> list[str]:
     """Save ``fig`` as PNG and PDF in the run's figures folder (with the run's profile, mode and
     the commits of ``rows``, the results it draws, in the files' metadata), glue it under ``key``
     for the book, and close it (so the notebook shows it once, through the glued copy). During a
@@ -227,6 +227,7 @@ def figure(fig, key: str, run, rows=None, book: str = os.path.join("book", "exec
     from myst_nb import glue
 
     from .plots import save
+    book = book or EXECUTED
     if hasattr(run, "figures"):
         paths = save(fig, os.path.join(run.figures, key), run.metadata(rows))
     else:
@@ -243,6 +244,8 @@ def figure(fig, key: str, run, rows=None, book: str = os.path.join("book", "exec
     return paths
 
 
+# where a book build keeps its executed notebooks (``make notebooks EXECUTED=...`` sets it)
+EXECUTED = os.environ.get("MU_CORE_EXECUTED", os.path.join("book", "executed"))
 ECHO = {"mu_core": "echo"}  # output metadata: shown when a notebook is rerun, dropped by ``tidy`` for the book
 
 
@@ -373,10 +376,11 @@ def tidy(path: str) -> None:
         json.dump(nb, f, indent=1)
 
 
-def save_table(df, name: str, run, book: str = os.path.join("book", "executed")) -> str:
+def save_table(df, name: str, run, book: str | None = None) -> str:
     """Write ``df`` as ``<name>.csv`` beside the run's figures (the full table behind a page) and,
     during a book build (when ``book`` exists), a copy in ``book/tables/`` that the page offers
     for download."""
+    book = book or EXECUTED
     os.makedirs(run.figures, exist_ok=True)
     path = os.path.join(run.figures, name + ".csv")
     df.to_csv(path, index=False)

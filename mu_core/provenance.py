@@ -44,7 +44,39 @@ def device_name(device) -> str:
     import torch
     if getattr(device, "type", device) == "cuda":
         return torch.cuda.get_device_name(0)
+    return cpu_name()
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_name() -> str:
+    """The processor's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
     return platform.processor() or platform.machine() or "cpu"
+
+
+# the settings that choose a numerical path on a CPU: results computed on two paths agree only
+# within the tolerance that benchmarks/portability.py measures (the README says how far)
+NUMERIC_ENV = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA",
+               "OPENBLAS_CORETYPE", "NPY_DISABLE_CPU_FEATURES")
+
+
+def numerics() -> dict:
+    """The processor and numerical path of this process: ATen's vector capability, MKL's and
+    OpenBLAS's versions, and the environment settings that change their code paths."""
+    import numpy as np
+    import torch
+    blas = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
+    return {"processor": cpu_name(), "machine": platform.machine(),
+            "aten_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "torch_blas": "mkl" if torch.backends.mkl.is_available() else "other",
+            "numpy_blas": f"{blas.get('name')} {blas.get('version')}",
+            "environment": {k: os.environ[k] for k in NUMERIC_ENV if k in os.environ}}
 
 
 def now() -> str:

@@ -226,6 +226,7 @@ def write_manifest(prof, run_dir, seconds, counts, executor, n_models, table=Non
         "profile": prof,
         "versions": provenance.versions(),
         "device": provenance.device_name(device),
+        "numerics": provenance.numerics() if device.type == "cpu" else None,
         "torch_threads_per_job": 1 if device.type == "cpu" else torch.get_num_threads(),
         "determinism": {
             "deterministic_option": bool(prof.get("deterministic")),

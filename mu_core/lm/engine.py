@@ -210,22 +210,31 @@ def trained_model(tspec: dict, run_dir: str, model_path, model_info):
     return model, info, base, trained
 
 
-def run_job(model, info: dict, base, tspec: dict, job: dict) -> dict:
-    """One unlearning job: the method on a copy of the original model with its s_u generator, then
-    TOFU's metrics against the oracle's forget truth ratios."""
+def unlearn(model, base, tspec: dict, job: dict):
+    """(the method on a copy of the original model with its s_u generator, seconds it took)."""
     data = load(tspec["base"]["data"], tspec["target"])
     sets = {"forget": encoded(data, "forget"), "retain": encoded(data, "retain"), "base": base, "recipe": tspec["train"]}
     gen = torch.Generator().manual_seed(job["unlearn_seed"] or 0)
     m = copy.deepcopy(model)
     t0 = time.perf_counter()
     m = METHODS[job["method"]].fn(m, sets, job["params"], gen)
-    seconds = time.perf_counter() - t0
+    return m, time.perf_counter() - t0
+
+
+def evaluate_job(m, info: dict, tspec: dict, job: dict) -> dict:
+    """``status`` and TOFU's metrics of an unlearned model against the oracle's forget truth ratios;
+    a model with non-finite weights has none."""
     with torch.no_grad():
         finite = all(torch.isfinite(p).all() for p in m.parameters())
-    if finite:
-        out = {"status": "ok", **EV.evaluate(m, eval_sets(data, job["eval"]["entities"]),
-                                             np.asarray(info["oracle_truth_ratios"]), data["index"], data["vocab"],
-                                             job["eval"]["max_new"])}
-    else:  # a diverged model has no metrics, never a number
-        out = {"status": "failed: non-finite weights", **{k: None for k in METRICS}}
-    return {**out, "method_seconds": seconds, "computed": provenance.stamp("cpu")}
+    if not finite:  # a diverged model has no metrics, never a number
+        return {"status": "failed: non-finite weights", **{k: None for k in METRICS}}
+    data = load(tspec["base"]["data"], tspec["target"])
+    return {"status": "ok", **EV.evaluate(m, eval_sets(data, job["eval"]["entities"]),
+                                          np.asarray(info["oracle_truth_ratios"]), data["index"], data["vocab"],
+                                          job["eval"]["max_new"])}
+
+
+def run_job(model, info: dict, base, tspec: dict, job: dict) -> dict:
+    """One unlearning job: ``unlearn`` then ``evaluate_job``, with its timing and provenance."""
+    m, seconds = unlearn(model, base, tspec, job)
+    return {**evaluate_job(m, info, tspec, job), "method_seconds": seconds, "computed": provenance.stamp("cpu")}
