@@ -11,7 +11,7 @@ EXECUTED ?= book/executed
 NOTEBOOKS := 01_train 02_unlearn 03_figure1 04_figure2 05_beyond 06_modes 07_simulation 08_claims 10_deepunlearn 09_ltr 11_lm 12_analyse
 MATHJAX := book/_extra/mathjax
 
-.PHONY: book test notebooks paper bench bench-floor bench-gpu clean chromium
+.PHONY: book test test-fast notebooks paper bench bench-floor bench-gpu portability clean chromium
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ chromium:
 test: $(STAMP) chromium
 	$(PY) -m pytest -q
 
+# The development loop: every domain's fast tests (not those marked slow: whole runs, fresh
+# processes, the book), under 3 minutes. CI runs make test, which runs everything.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
 bench: $(STAMP)
 	$(PY) benchmarks/cpu_engine_vs_reference.py
 
@@ -59,6 +64,11 @@ bench-floor: $(STAMP)
 # On a GPU machine: ResNet-18 training throughput, reference style against train.fit (benchmarks/README.md).
 bench-gpu: $(STAMP)
 	$(PY) benchmarks/gpu.py
+
+# How far results travel between numerical paths (another processor's stand-ins): the book's
+# studies on each path, compared (benchmarks/portability.py; about an hour on 2 cores).
+portability: $(STAMP)
+	$(PY) benchmarks/portability.py
 
 paper: $(STAMP)
 	$(PY) -m mu_core run --profile paper --run-dir runs/paper

@@ -17,10 +17,13 @@ from . import plan, tasks
 from .errors import ConfigError
 
 
+CONNECT_TIMEOUT = "20s"  # how long a scheduler address is tried before the run is refused
+
+
 def _connect(scheduler):
     from distributed import Client
     try:
-        return Client(scheduler, timeout="20s")
+        return Client(scheduler, timeout=CONNECT_TIMEOUT)
     except (OSError, TimeoutError, ValueError) as err:
         raise ConfigError(f"scheduler {scheduler!r} cannot be reached ({type(err).__name__}: "
                           f"{str(err).splitlines()[0] if str(err) else 'no answer'})") from None

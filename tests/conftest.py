@@ -3,8 +3,6 @@ and a run killed at given points, for the interruption tests."""
 import hashlib
 import os
 import pickle
-import signal
-import subprocess
 import time
 
 import numpy as np
@@ -71,19 +69,33 @@ def cifar_root(tmp_path, monkeypatch):
     D._CACHE.clear()
 
 
-def kill_at(cli: list, run_dir, points) -> int:
-    """Start ``cli`` (a run into ``run_dir``) once per point and SIGKILL it as soon as that many job
-    results are stored (or let it finish); returns how many runs were killed."""
+@pytest.fixture(scope="session")
+def dask_scheduler():
+    """The address of one LocalCluster (two single-threaded worker processes, as the executor
+    starts) shared by the tests that run jobs under dask, instead of a cluster each (6 s to start);
+    its workers outlive a test, so a job also meets workers that ran other tests' jobs.
+    ``tests/test_reliability.py`` still lets the executor start its own."""
+    from distributed import LocalCluster
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    yield cluster.scheduler_address
+    cluster.close()
+
+
+def kill_at(argv: list, run_dir, points) -> int:
+    """Start ``python -m mu_core ARGV`` (a run into ``run_dir``; a new process, ``fresh.start_cli``)
+    once per point and SIGKILL it as soon as that many job results are stored (or let it finish);
+    returns how many runs were killed."""
+    from fresh import start_cli
     kills = 0
     for point in points:
-        proc = subprocess.Popen(cli, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = start_cli(argv)
         deadline = time.time() + 120
         jobs = os.path.join(run_dir, "jobs")
-        while proc.poll() is None and time.time() < deadline and \
+        while proc.is_alive() and time.time() < deadline and \
                 len(os.listdir(jobs) if os.path.isdir(jobs) else []) < point:
             time.sleep(0.005)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
+        if proc.is_alive():
+            proc.kill()
             kills += 1
-        proc.wait()
+        proc.join()
     return kills

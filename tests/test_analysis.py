@@ -113,6 +113,7 @@ def test_modes_summary_reports_the_largest_shift_and_ssds_corrected_range_by_han
     assert s["modes_ssd_b_range"] == "2.0 to 6.0"  # ranges 6 (target 7) and 2 (target 8)
 
 
+@pytest.mark.slow
 def test_the_corrected_counterpart_is_reused_run_on_the_cpu_or_never_started_at_gpu_scale(tmp_path):
     from mu_core import profiles, study
     over = {"methods": ["original", "ssd", "finetune"], "designs": ["paper"]}

@@ -5,6 +5,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from mu_core import study
 from mu_core.images import train
 
@@ -12,6 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PATHS = ["reference style (PIL per sample, fp32)", "fit before (per-step CPU draws, fp32)", "fit (fp32)", "fit (bf16)"]
 
 
+@pytest.mark.slow
 def test_gpu_benchmark_smoke_mode_reports_every_path(tmp_path):
     out = tmp_path / "gpu-2026-01-02-cpu.json"
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "gpu.py"), "--smoke", "--out", str(out)],
@@ -53,6 +56,7 @@ def test_projections_read_the_newest_recorded_rate_and_say_its_age(tmp_path):
     assert study.gpu_rate() is not None and "benchmarks/results/" in study.gpu_rate()[1]
 
 
+@pytest.mark.slow
 def test_gpu_benchmark_rejects_less_than_a_batch():
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "gpu.py"), "--smoke", "--images", "10"],
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
@@ -64,6 +68,7 @@ def _floor(*args, timeout=300):
                           capture_output=True, text=True, cwd=ROOT, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_step_floor_times_the_same_computation_as_fit(tmp_path):
     """The other steps are checked against fit's (autograd + fused SGD) before they are timed, and
     a run's projection adds up: seconds inside (jobs + models), the rest, the run's parallelism."""
@@ -101,11 +106,13 @@ def test_step_floor_times_the_same_computation_as_fit(tmp_path):
         assert abs(float(re.search(r"about (\d+) s wall", line)[1]) - total / 1.5) <= 1, line
 
 
+@pytest.mark.slow
 def test_step_floor_needs_the_time_log_with_a_run():
     proc = _floor("--run", "somewhere", timeout=120)
     assert proc.returncode == 2 and "--run and --time-log go together" in proc.stderr
 
 
+@pytest.mark.slow
 def test_the_ltr_benchmark_measures_both_loops_and_projects_the_paper_grid():
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "ltr.py"), "--smoke"],
                           capture_output=True, text=True, cwd=ROOT, timeout=300)

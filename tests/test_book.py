@@ -12,12 +12,16 @@ import shutil
 import subprocess
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 NOTEBOOKS = sorted(os.path.basename(p)[:-6] for p in glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
+INDEPENDENT = ("simulation", "ltr", "lm", "analyse")  # pages that run their own study or read no run
+
+pytestmark = pytest.mark.slow  # whole runs, fresh processes, the book: make test-fast leaves them out
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +38,33 @@ def book(tmp_path_factory):
     shutil.copytree(os.path.join(os.path.dirname(mathjax.__file__), "static", "mathjax", "es5"),
                     src / "book" / "_extra" / "mathjax")
     (src / "book" / "executed").mkdir()
-    for nb in NOTEBOOKS:
-        pm.execute_notebook(os.path.join(ROOT, "notebooks", nb + ".ipynb"), str(src / "book" / "executed" / (nb + ".ipynb")),
-                            parameters={"profile": "smoke", "run_dir": str(src / "runs" / "smoke")},
-                            cwd=str(src), progress_bar=False, kernel_name="python3")
+
+    def execute(names):
+        for nb in names:
+            pm.execute_notebook(os.path.join(ROOT, "notebooks", nb + ".ipynb"), str(src / "book" / "executed" / (nb + ".ipynb")),
+                                parameters={"profile": "smoke", "run_dir": str(src / "runs" / "smoke")},
+                                cwd=str(src), progress_bar=False, kernel_name="python3")
+    # two streams on two cores: the image study (01, 02) then its pages; the pages that read no
+    # image run (INDEPENDENT), then the corrected rerun (06), which needs the image study
+    chain = [nb for nb in NOTEBOOKS if nb.split("_", 1)[1] not in INDEPENDENT + ("modes",)]
+    apart = [nb for nb in NOTEBOOKS if nb.split("_", 1)[1] in INDEPENDENT]
+    modes = [nb for nb in NOTEBOOKS if nb.endswith("_modes")]
+    studied = threading.Event()
+
+    def images():
+        try:
+            execute(chain[:2])
+        finally:
+            studied.set()  # on failure too: the other stream then fails on its own, never waits forever
+        execute(chain[2:])
+
+    def others():
+        execute(apart)
+        studied.wait()
+        execute(modes)
+    with ThreadPoolExecutor(2) as pool:
+        for f in [pool.submit(images), pool.submit(others)]:
+            f.result()
     from mu_core import notebook
     for nb in NOTEBOOKS:
         notebook.tidy(str(src / "book" / "executed" / (nb + ".ipynb")))

@@ -4,6 +4,8 @@ import importlib
 import os
 import re
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("mu_core", "mu_core.images", "mu_core.ltr", "mu_core.lm")  # where a cited `module.name` may live
 MODULES = {os.path.basename(p)[:-3] for pkg in PACKAGES
@@ -62,6 +64,7 @@ def test_the_notebook_module_repeats_the_executor_list_exactly():
     assert notebook.EXECUTORS == study.EXECUTORS
 
 
+@pytest.mark.slow
 def test_the_simulation_notebook_needs_no_torch():
     import subprocess
     import sys

@@ -235,6 +235,7 @@ def test_cf_k_trains_only_the_last_block_and_eu_k_reinitialises_it(cifar_root):
     assert fresh.fc.weight.abs().max() <= bound
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["reference", "corrected"])
 def test_all_nine_run_on_a_resnet18_and_are_functions_of_s_u(cifar_root, mode):
     data = D.load_cifar100(cifar_root)

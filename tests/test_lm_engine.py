@@ -37,7 +37,8 @@ def test_an_lm_run_writes_its_domains_columns_and_a_cached_rerun_computes_nothin
     assert "synthetic facts (not TOFU: 20 fictitious entities" in study.open_run(d).provenance
 
 
-def test_an_lm_job_is_the_same_in_a_fresh_process_and_under_dask(lm_run, tmp_path):
+@pytest.mark.slow
+def test_an_lm_job_is_the_same_in_a_fresh_process_and_under_dask(lm_run, tmp_path, dask_scheduler):
     d, fin = lm_run
     victim = sorted(n for n in os.listdir(os.path.join(d, "jobs")) if n.startswith("npo-"))[0]
     before = store.load_json(os.path.join(d, "jobs", victim), victim[:-5])
@@ -49,7 +50,7 @@ def test_an_lm_job_is_the_same_in_a_fresh_process_and_under_dask(lm_run, tmp_pat
     assert json.loads(out.strip().splitlines()[-1]) == {"trained": 0, "jobs": 1}
     after = store.load_json(os.path.join(d, "jobs", victim), victim[:-5])
     assert {k: after[k] for k in E.METRICS} == {k: before[k] for k in E.METRICS}  # bit for bit
-    other = study.run("lm-smoke", str(tmp_path / "dask"), executor="dask", progress=False).table
+    other = study.run("lm-smoke", str(tmp_path / "dask"), executor="dask", scheduler=dask_scheduler, progress=False).table
     cols = [c for c in other.columns if c not in plan.VOLATILE]
     pd.testing.assert_frame_equal(other[cols], fin.table[cols])
 
@@ -140,16 +141,17 @@ def test_forget_splits_follow_the_target():
     assert E.load(prof["data"], "forget01")["vocab"] == E.load(prof["data"], "forget10")["vocab"]
 
 
+@pytest.mark.slow
 def test_an_lm_run_killed_anywhere_then_resumed_gives_the_uninterrupted_table(tmp_path):
     from conftest import kill_at
-    cli = lambda d: [sys.executable, "-m", "mu_core", "run", "--profile", "lm-smoke", "--run-dir", str(d),  # noqa: E731
-                     "--executor", "local", "--no-progress"]
-    subprocess.run(cli(tmp_path / "whole"), check=True, capture_output=True)
+    from fresh import run_cli
+    cli = lambda d: ["run", "--profile", "lm-smoke", "--run-dir", str(d), "--executor", "local", "--no-progress"]  # noqa: E731
+    run_cli(cli(tmp_path / "whole"))
     whole = pd.read_csv(tmp_path / "whole" / "results.csv")
     d = tmp_path / "killed"
     kills = kill_at(cli(d), d, (1, 12, 30))  # killed once this many results are stored (the first may hit training)
     assert kills >= 2
-    subprocess.run(cli(d), check=True, capture_output=True)
+    run_cli(cli(d))
     resumed = pd.read_csv(d / "results.csv")
     cols = [c for c in whole.columns if c not in plan.VOLATILE]
     pd.testing.assert_frame_equal(resumed[cols], whole[cols], check_exact=True)

@@ -318,6 +318,7 @@ def test_an_ltr_run_writes_its_domains_columns_and_a_cached_rerun_computes_nothi
     assert len(run.train_seconds) == 3
 
 
+@pytest.mark.slow
 def test_an_ltr_job_is_the_same_first_in_a_fresh_process_and_after_a_lost_result(ltr_run, tmp_path):
     d, fin = ltr_run
     victim = sorted(n for n in os.listdir(os.path.join(d, "jobs")) if n.startswith("pga-"))[0]
@@ -332,9 +333,10 @@ def test_an_ltr_job_is_the_same_first_in_a_fresh_process_and_after_a_lost_result
         assert after[k] == before[k]  # bit for bit: a function of the stored ranker and s_u alone
 
 
-def test_the_dask_executor_gives_the_local_ltr_table(ltr_run, tmp_path):
+@pytest.mark.slow
+def test_the_dask_executor_gives_the_local_ltr_table(ltr_run, tmp_path, dask_scheduler):
     d, fin = ltr_run
-    other = study.run("ltr-classroom", str(tmp_path / "dask"), TINY, executor="dask", progress=False).table
+    other = study.run("ltr-classroom", str(tmp_path / "dask"), TINY, executor="dask", scheduler=dask_scheduler, progress=False).table
     cols = [c for c in other.columns if c not in plan.VOLATILE]
     pd.testing.assert_frame_equal(other[cols], fin.table[cols])
 
@@ -361,18 +363,20 @@ def test_the_paper_profile_names_the_mq2007_files_it_needs_before_claiming_a_fol
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 def test_an_ltr_run_killed_anywhere_then_resumed_gives_the_uninterrupted_table(tmp_path):
     from conftest import kill_at
     sets = ["--set", "data.n_queries=100", "--set", "train.rounds=20", "--set", "designs=[paper]", "--set", "paper.I=2",
             "--set", "paper.J=2", "--set", "targets={synthetic/model_poison: [perfect]}", "--set", "grid_targets={}"]
-    cli = lambda d: [sys.executable, "-m", "mu_core", "run", "--profile", "ltr-classroom", "--run-dir", str(d),  # noqa: E731
+    from fresh import run_cli
+    cli = lambda d: ["run", "--profile", "ltr-classroom", "--run-dir", str(d),  # noqa: E731
                      "--executor", "local", "--no-progress", *sets]
-    subprocess.run(cli(tmp_path / "whole"), check=True, capture_output=True)
+    run_cli(cli(tmp_path / "whole"))
     whole = pd.read_csv(tmp_path / "whole" / "results.csv")
     d = tmp_path / "killed"
     kills = kill_at(cli(d), d, (1, 6, 12))  # killed once this many results are stored
     assert kills >= 2
-    subprocess.run(cli(d), check=True, capture_output=True)
+    run_cli(cli(d))
     resumed = pd.read_csv(d / "results.csv")
     cols = [c for c in whole.columns if c not in plan.VOLATILE]
     pd.testing.assert_frame_equal(resumed[cols], whole[cols], check_exact=True)

@@ -146,16 +146,18 @@ def test_command_line_and_function_give_the_same_table(smoke_run, tmp_path):
     pd.testing.assert_frame_equal(cli[cols], ref[cols])
 
 
+@pytest.mark.slow
 def test_paper_profile_end_to_end_on_the_synthetic_archive(cifar_root, tmp_path):
     """The paper profile, shrunk by overrides: one target per setting, two seeds, one epoch."""
     over = {
-        "data.root": cifar_root, "model.width": 4,
+        "data.root": cifar_root, "model.width": 2,
         "train.epochs": {"cifar100": 1, "cifar20": 1}, "train.milestones": {"cifar100": [], "cifar20": []},
         "paper.I": 1, "paper.J": 1,
         "targets": {"cifar100/full_class": ["rocket"], "cifar20/full_class": ["vehicle2"],
                     "cifar20/sub_class": ["pine"]},
         "method_params.unsir.noise_steps": {"full_class": 2, "sub_class": 2},
         "method_params.unsir.noise_copies": 2,
+        "method_params.finetune.epochs": 1, "method_params.random_labels.epochs": 1,
     }
     for profile in ("paper", "paper-corrected"):
         table = study.run(profile, str(tmp_path / profile), over, executor="local", progress=False).table

@@ -4,10 +4,8 @@ For every method in both modes, a job's stored result is compared, bit for bit, 
 computed first in a fresh process, after other jobs and after the global generators were
 advanced in this process, and under the dask executor. (Kill and resume: test_reliability.)
 """
-import json
 import os
 import random
-import subprocess
 import sys
 
 import pytest
@@ -15,9 +13,10 @@ import pytest
 from mu_core import store, study
 
 sys.path.insert(0, os.path.dirname(__file__))
+import fresh  # noqa: E402
 import one_job  # noqa: E402
 
-HELPER = os.path.join(os.path.dirname(__file__), "one_job.py")
+pytestmark = pytest.mark.slow  # whole runs, fresh processes, the book: make test-fast leaves them out
 
 
 def stored(run_dir):
@@ -41,11 +40,12 @@ def engine_run(request, tmp_path_factory):
 
 def test_each_job_first_in_a_fresh_process_gives_the_stored_result(engine_run):
     mode, d, results = engine_run
-    procs = {m: subprocess.Popen([sys.executable, HELPER, d, mode, m], stdout=subprocess.PIPE, text=True)
-             for m in one_job.METHODS}
-    for m, p in procs.items():
-        out = json.loads(p.communicate(timeout=300)[0])
-        assert out["result"] == results[out["key"]], (mode, m)
+    with fresh.pool() as pool:
+        done = {m: pool.submit(one_job.first_in_process, d, mode, m) for m in one_job.METHODS}
+        for m, fut in done.items():
+            pid, (key, out) = fut.result(timeout=300)
+            assert out == results[key], (mode, m)
+    assert len({fut.result()[0] for fut in done.values()}) == len(done)  # one process per job
 
 
 def test_after_other_jobs_and_advanced_global_generators_the_result_is_the_same(engine_run):
@@ -57,7 +57,7 @@ def test_after_other_jobs_and_advanced_global_generators_the_result_is_the_same(
         assert out == results[key], (mode, m)
 
 
-def test_the_dask_executor_stores_the_same_results(engine_run, tmp_path):
+def test_the_dask_executor_stores_the_same_results(engine_run, tmp_path, dask_scheduler):
     mode, d, results = engine_run
-    study.run(one_job.profile(mode), str(tmp_path / "dask"), executor="dask", progress=False)
+    study.run(one_job.profile(mode), str(tmp_path / "dask"), executor="dask", scheduler=dask_scheduler, progress=False)
     assert stored(str(tmp_path / "dask")) == results

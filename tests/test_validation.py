@@ -93,6 +93,7 @@ VALUES = st.one_of(st.none(), st.booleans(), st.integers(-5, 300), st.floats(all
                    st.dictionaries(st.sampled_from(["I", "J", "mnist10", "full_class", "x"]), st.integers(-1, 5), max_size=3))
 
 
+@pytest.mark.slow
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pf=st.sampled_from(FIELDS), value=VALUES)
 def test_any_value_of_any_field_is_accepted_and_plannable_or_refused_in_one_line(pf, value):
@@ -153,6 +154,7 @@ def test_any_notebook_parameter_value_is_accepted_or_refused_in_one_line(nb, val
         or name == "overrides", (nb, name, value, got)
 
 
+@pytest.mark.slow
 def test_a_notebook_refuses_a_misspelt_parameter_before_any_work(tmp_path):
     import papermill as pm
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -188,7 +190,10 @@ def test_operating_system_problems_are_one_line_errors(tmp_path, capsys):
     assert not (tmp_path / "s").exists()
 
 
-def test_an_unreachable_scheduler_is_a_one_line_error(tmp_path, capsys):
+@pytest.mark.slow
+def test_an_unreachable_scheduler_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    from mu_core import dask_executor
+    monkeypatch.setattr(dask_executor, "CONNECT_TIMEOUT", "2s")  # nothing listens there: no need to wait 20 s
     code = main(["run", "--profile", "smoke", "--no-progress", "--run-dir", str(tmp_path / "r"),
                  "--executor", "dask", "--scheduler", "tcp://127.0.0.1:9"])
     err = capsys.readouterr().err.strip()
@@ -196,6 +201,7 @@ def test_an_unreachable_scheduler_is_a_one_line_error(tmp_path, capsys):
     assert not (tmp_path / "r").exists()  # checked before the folder is claimed, as the README says
 
 
+@pytest.mark.slow
 def test_a_full_disk_mid_run_is_one_line_and_a_rerun_resumes(tmp_path, capsys, monkeypatch):
     d = str(tmp_path / "r")
     over = ["--set", "methods=[original, finetune]", "--set", "designs=[paper]"]
@@ -224,6 +230,7 @@ def _claim(args):
         return None
 
 
+@pytest.mark.slow
 def test_two_profiles_racing_for_one_folder_one_wins(tmp_path):
     for k in range(5):
         d = str(tmp_path / f"race{k}")

@@ -24,7 +24,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats as sps
 
 from . import data as D
 from .metrics import logits
@@ -77,6 +76,7 @@ def scores(S: np.ndarray, M: np.ndarray) -> np.ndarray:
     mn, sn, nn = _loo_fit(S, M, False)
     # Student's t with n - 1 degrees of freedom: the exact predictive law of a new draw from a
     # normal sample of n; the Gaussian it tends to for large K would favour the larger group
+    from scipy import stats as sps  # here, not at the top: scipy.stats costs every worker 0.8 s to import
     llr = sps.t.logpdf(S, np.maximum(nf - 1, 1), mf, sf) - sps.t.logpdf(S, np.maximum(nn - 1, 1), mn, sn)
     return np.where((nf >= 2) & (nn >= 2), llr, np.nan)  # a target needs two models per group
 
