@@ -22,9 +22,11 @@ def main(argv=None):
     a.add_argument("--out", required=True, help="the folder for the tables, figures and summary")
     a.add_argument("--column", action="append", default=[], metavar="OURS=THEIRS",
                    help="map a column: method, train_seed, unlearn_seed, dataset, setting, target, protocol; repeatable")
+    a.add_argument("--protocol", action="append", default=[], metavar="OURS=THEIRS",
+                   help="what the protocol column's values mean, e.g. --protocol A=1 --protocol B=2; repeatable")
     a.add_argument("--metrics", default=None, help="metric columns, comma-separated (default: every other numeric column)")
     a.add_argument("--train-seconds", type=float, default=None,
-                   help="cost of training one model, for the seed budget (with the table's method_seconds)")
+                   help="cost of training one model in seconds, for the seed budget (with the table's method_seconds)")
     r = sub.add_parser("run", help="run a profile's designs and write results.csv")
     r.add_argument("--profile", required=True)
     r.add_argument("--run-dir", required=True)
@@ -48,8 +50,9 @@ def main(argv=None):
             return 0
         if args.command == "analyse":
             from . import external
-            written = external.analyse(args.table, args.out, external.parse_columns(args.column), args.metrics.split(",") if args.metrics else None,
-                                       args.train_seconds)
+            written = external.analyse(args.table, args.out, external.parse_columns(args.column),
+                                       args.metrics.split(",") if args.metrics else None, args.train_seconds,
+                                       external.parse_protocols(args.protocol))
             print(open(written["summary"]).read().strip())
             return 0
         if args.command == "tables":
@@ -62,8 +65,9 @@ def main(argv=None):
         print(f"error: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # disk full, permissions, a vanished folder: nothing half-written stays
-        print(f"error: {err.strerror or err} ({err.filename or args.run_dir}); what was stored is kept: "
-              f"rerun the same command to resume", file=sys.stderr)
+        where = err.filename or getattr(args, "run_dir", None) or getattr(args, "out", None)
+        print(f"error: {err.strerror or err} ({where}); what was stored is kept: rerun the same command to resume",
+              file=sys.stderr)
         return 1
     c = summary.computed
     if args.json:

@@ -102,7 +102,8 @@ def protocols(table: pd.DataFrame, method: str, setting_key: str, target, metric
 
 
 def paper_w2(table: pd.DataFrame, metrics=("retain_acc", "forget_acc")) -> pd.DataFrame:
-    """W2(A, B) for every method, setting, target and metric of the paper design (Figure 2).
+    """W2(A, B) for every method, setting, target and metric of the paper design (Figure 2), with
+    the sizes n_A and n_B of the two samples.
 
     A method whose protocol-A sample has a single value (a profile may run it with one
     unlearning seed, ``j_per_method``) is left out: W2 between one value and I values is not the
@@ -114,8 +115,8 @@ def paper_w2(table: pd.DataFrame, metrics=("retain_acc", "forget_acc")) -> pd.Da
             a, b = (select(g, "paper", protocol=p)[metric] for p in "AB")
             if len(a) > 1 and len(b):
                 out.append(dict(dataset=ds, setting=setting, target=target, method=method,
-                                metric=metric, w2=w2(a, b)))
-    return pd.DataFrame(out)
+                                metric=metric, w2=w2(a, b), n_A=len(a), n_B=len(b)))
+    return pd.DataFrame(out, columns=[*KEYS, "metric", "w2", "n_A", "n_B"])
 
 
 # --- protocol instances from a full grid ---------------------------------------------------

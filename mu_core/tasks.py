@@ -11,7 +11,6 @@ import copy
 import os
 import time
 
-import numpy as np
 import torch
 
 from . import provenance, store
@@ -129,11 +128,10 @@ def _model_and_compute(prof, run_dir, tspec, show_epochs=False):
         return model, trained, lambda job: engine.run_job(model, info, base, tspec, {**job, "mode": prof["mode"]})
     if tspec.get("domain") == "ltr":
         from .ltr import engine
-        from .ltr.fpdgd import ndcg_at_k
         setup(prof, torch.device("cpu"))
         data = engine.load(prof["data"])
         ranker, trained = engine.trained_ranker(tspec, run_dir, data, model_path, model_info)
-        before = ndcg_at_k(data["test"], ranker["w"]) if np.isfinite(ranker["w"]).all() else None  # a diverged ranker has none
+        before = engine.trained_ndcg(ranker, data, prof["mode"])
         return ranker, trained, lambda job: engine.run_job(ranker, data, tspec, {**job, "mode": prof["mode"]}, before)
     device, data = context(prof)
     model, trained = original_model(tspec, run_dir, data, device, show_epochs=show_epochs)

@@ -184,7 +184,8 @@ def test_scrub_returns_the_chosen_checkpoint(digits, monkeypatch, errors, expect
 def test_msg_reinitialises_the_smallest_gradients_and_scales_the_rest(digits):
     net, recipe, split = digits
     rate = 0.3
-    p = {**PROF["method_params"]["msg"], "init_rate": rate, "momentum": 0.0, "weight_decay": 0.0}
+    # one batch for the fine-tuning step below; in reference mode it is also D_f's gradient batch
+    p = {**PROF["method_params"]["msg"], "init_rate": rate, "momentum": 0.0, "weight_decay": 0.0, "batch": 10**6}
     reinit = call("msg", net, split, recipe, seed=4, **{**p, "epochs": 0})
     # g, computed independently with the same draws: a retain subset of |D_f|, both passes shuffled
     gen = torch.Generator().manual_seed(4)
@@ -193,9 +194,10 @@ def test_msg_reinitialises_the_smallest_gradients_and_scales_the_rest(digits):
     m = copy.deepcopy(net).train()
     w = m.features[1].weight
     g = torch.zeros_like(w)
-    for x, y, sign in ((xr[sub], yr[sub], 1), (xf, yf, -1)):
+    # Deep Unlearn's batches (reference): 64 for the retain subset, the configured batch for D_f
+    for x, y, sign, batch in ((xr[sub], yr[sub], 1, p["grad_batch"]), (xf, yf, -1, p["batch"])):
         o = torch.randperm(len(x), generator=gen)
-        for xb, yb in zip(x[o].split(64), y[o].split(64)):
+        for xb, yb in zip(x[o].split(batch), y[o].split(batch)):
             g += sign * torch.autograd.grad(F.cross_entropy(m(xb), yb), w)[0]
     changed = reinit.features[1].weight != net.features[1].weight
     k = round(rate * w.numel())
@@ -203,7 +205,7 @@ def test_msg_reinitialises_the_smallest_gradients_and_scales_the_rest(digits):
     assert g.abs()[changed].max() <= g.abs()[~changed].min()  # ... with the smallest |g|
     assert torch.equal(reinit.fc.weight, net.fc.weight)  # the classifier is never re-initialised
     # one full-batch fine-tuning step without momentum: kept weights move by 0.1 x the gradient
-    one = call("msg", net, split, recipe, seed=4, **{**p, "epochs": 1, "batch": 10**6, "lr": 0.1})
+    one = call("msg", net, split, recipe, seed=4, **{**p, "epochs": 1, "lr": 0.1})
     m2 = copy.deepcopy(reinit).train()
     # the same BatchNorm statistics path: reinit's running stats moved in the gradient pass as one's did
     grad = torch.autograd.grad(F.cross_entropy(m2(xr), yr), m2.features[1].weight)[0]
@@ -228,11 +230,88 @@ def test_cf_k_trains_only_the_last_block_and_eu_k_reinitialises_it(cifar_root):
             assert same != trainable, (name, k)
     # EU-k's start: BatchNorm weights 1, biases 0, Linear Xavier-uniform within its bound
     fresh = copy.deepcopy(net)
-    DU._reinit(DU.last_blocks(fresh, 1), torch.Generator().manual_seed(0))
+    DU._reinit(DU.last_blocks(fresh, 1), torch.Generator().manual_seed(0), "reference")
     bn = fresh.layer4[0].residual[1]
     assert torch.equal(bn.weight, torch.ones_like(bn.weight)) and not bn.bias.any() and not fresh.fc.bias.any()
     bound = math.sqrt(6 / (fresh.fc.in_features + fresh.fc.out_features))
     assert fresh.fc.weight.abs().max() <= bound
+
+
+def test_msg_passes_its_two_gradient_sets_in_deep_unlearns_batches_when_reference(digits, monkeypatch):
+    """Reference: the retain subset in batches of ``grad_batch`` (Deep Unlearn's fixed 64), D_f in
+    the configured ``batch``; corrected: both in ``grad_batch``."""
+    net, recipe, split = digits
+    seen = []
+    real = DU._shuffled
+    monkeypatch.setattr(DU, "_shuffled", lambda x, y, batch, gen: seen.append(batch) or real(x, y, batch, gen))
+    for mode in ("reference", "corrected"):
+        seen.clear()
+        call("msg", net, split, recipe, mode, grad_batch=64, batch=200, epochs=0)
+        assert seen == ([64, 200] if mode == "reference" else [64, 64]), mode
+
+
+class TinyCNN(torch.nn.Module):
+    """One convolution with a bias, then a classifier: what MSG's fresh-bias quirk needs."""
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = torch.nn.Conv2d(1, 4, 3), torch.nn.Linear(4 * 12 * 12, 10)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x)).flatten(1))
+
+
+def test_msg_gives_a_convolution_with_a_bias_a_fresh_one_when_reference(digits):
+    """Deep Unlearn's MaskConv2d copies the old weight only: a conv layer's bias is drawn anew
+    (torch's default, within 1/sqrt(fan_in)), from s_u; corrected keeps the trained bias."""
+    _, recipe, split = digits
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        net = TinyCNN()
+    out = {mode: [call("msg", net, split, recipe, mode, seed=s, epochs=0) for s in (1, 2)] for mode in ("reference", "corrected")}
+    ref, cor = out["reference"], out["corrected"]
+    assert not torch.equal(ref[0].conv.bias, net.conv.bias) and not torch.equal(ref[0].conv.bias, ref[1].conv.bias)
+    assert ref[0].conv.bias.abs().max() <= 1 / 3  # fan_in = 1 x 3 x 3
+    assert all(torch.equal(m.conv.bias, net.conv.bias) for m in cor)
+    assert torch.equal(ref[0].conv.weight, cor[0].conv.weight)  # the same weights chosen and drawn
+
+
+def test_eu_k_resets_a_batchnorm1d_only_when_corrected(digits):
+    """Deep Unlearn's init_weights resets BatchNorm2d only: the MLP's trained BatchNorm1d keeps its
+    affine parameters in reference mode, and is reset (weight 1, bias 0) when corrected."""
+    net, recipe, split = digits
+    bn = net.features[2]
+    assert not torch.equal(bn.weight, torch.ones_like(bn.weight)) and bn.bias.abs().sum() > 0  # trained
+    for mode in ("reference", "corrected"):
+        fresh = copy.deepcopy(net)
+        DU._reinit(DU.last_blocks(fresh, 1), torch.Generator().manual_seed(0), mode)
+        b = fresh.features[2]
+        if mode == "reference":
+            assert torch.equal(b.weight, bn.weight) and torch.equal(b.bias, bn.bias)
+        else:
+            assert torch.equal(b.weight, torch.ones_like(b.weight)) and not b.bias.any()
+        assert not fresh.features[1].bias.any() and not torch.equal(fresh.features[1].weight, net.features[1].weight)
+
+
+def test_eu_k_augments_as_deep_unlearn_does_when_reference():
+    """Reference: Deep Unlearn's transform per dataset (CIFAR crop 4 and flip; the digits a flip);
+    corrected: the original model's training augmentation."""
+    recipe = {"augment": {"crop_pad": 4, "flip": True, "rotate": 15}}
+    ref, cor = (M.Context(mode, recipe, MLP) for mode in ("reference", "corrected"))
+    assert DU.eu_k_augment("cifar20", ref) == {"crop_pad": 4, "flip": True, "rotate": 0}
+    assert DU.eu_k_augment("mnist10", ref) == {"crop_pad": 0, "flip": True, "rotate": 0}
+    assert DU.eu_k_augment("cifar100", cor) == recipe["augment"]
+
+
+def test_scrub_forget_validation_is_the_super_class_when_reference_and_sub_class():
+    """Deep Unlearn takes the test samples whose label occurs in D_f: in the sub-class setting the
+    labels are super-classes, so digit 7's pair, {1, 7}; corrected keeps the forgotten class."""
+    data = D.load({"source": "mnist5k", "image_size": 7})
+    split = D.make_split(data, "mnist5", "sub_class", "7")
+    ref, cor = DU.forget_validation(split, "reference"), DU.forget_validation(split, "corrected")
+    assert set(data.test_fine[ref].tolist()) == {1, 7} and len(ref) == int(((data.test_fine == 1) | (data.test_fine == 7)).sum())
+    assert torch.equal(cor, split.test_forget) and set(data.test_fine[cor].tolist()) == {7}
+    full = D.make_split(data, "mnist10", "full_class", "7")
+    assert torch.equal(DU.forget_validation(full, "reference"), full.test_forget)
 
 
 @pytest.mark.slow

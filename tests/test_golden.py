@@ -256,14 +256,15 @@ def _lm_trained():
 def fp_lm_train():
     t = _lm_trained()
     with torch.no_grad():
-        return sums(t["base"](t["ids"]), t["model"](t["ids"]), torch.tensor(t["info"]["oracle_truth_ratios"]))
+        return sums(t["base"](t["ids"]), t["model"](t["ids"]), torch.tensor(t["info"]["oracle_nll_paraphrase"]),
+                    torch.tensor(t["info"]["oracle_nll_perturbed"]))
 
 
-def fp_lm_method(method):
+def fp_lm_method(method, mode):
     from mu_core.lm import engine as E
     from mu_core.lm import evaluate as EV
     t = _lm_trained()
-    job = {"method": method, "params": t["prof"]["method_params"].get(method, {}), "unlearn_seed": 7, "mode": "reference",
+    job = {"method": method, "params": t["prof"]["method_params"].get(method, {}), "unlearn_seed": 7, "mode": mode,
            "eval": t["prof"]["eval"]}
     m, _ = E.unlearn(t["model"], t["base"], t["tspec"], job)
     res = E.evaluate_job(m, t["info"], t["tspec"], job)
@@ -365,7 +366,8 @@ JOBS = {
                                  fp_scrub_original),
     # the language-model domain: its base, original and oracle models, and each method's metrics
     "lm/train": (lm_versions, fp_lm_train),
-    **{f"lm/method/{m}": (lambda m=m: lm_versions(m), lambda m=m: fp_lm_method(m)) for m in _lm_methods()},
+    **{f"lm/method/{m}/{mode}": (lambda m=m: lm_versions(m), lambda m=m, mode=mode: fp_lm_method(m, mode))
+       for m in _lm_methods() for mode in ("reference", "corrected")},
     # learning to rank: the collection, a trained ranker per scenario, each method in both modes
     "ltr/data": (lambda: {"ltr data": ltr_versions()["ltr data"]}, fp_ltr_data),
     "ltr/train": (ltr_versions, fp_ltr_train),

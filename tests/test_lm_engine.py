@@ -67,14 +67,14 @@ def _model_and_sets(run_dir, s_t=1):
 
 
 def test_the_oracle_is_a_retain_only_model_with_its_own_seed(lm_run):
-    """Retrain run with the oracle's seed reproduces the oracle's truth ratios (forget quality 1);
+    """Retrain run with the oracle's seed reproduces the oracle's forget-set NLLs (forget quality 1);
     with an s_u of the run it does not: Retrain's forget quality is measured, not 1 by construction."""
     d, fin = lm_run
     prof, tspec, model, info, data, sets = _model_and_sets(d)
     forget = E.eval_sets(data, 1)["forget"]
     as_oracle = U.retrain(model, sets, {}, torch.Generator().manual_seed(E.oracle_seed(1)))
-    tr = EV.truth_ratios(as_oracle, forget, data["index"], "paraphrase")
-    assert tr.tolist() == info["oracle_truth_ratios"]
+    para, pert = EV.base_and_perturbed_nlls(as_oracle, forget, data["index"], "paraphrase")
+    assert para.tolist() == info["oracle_nll_paraphrase"] and pert.tolist() == info["oracle_nll_perturbed"]
     seeds = set(fin.table.unlearn_seed)
     assert all(E.oracle_seed(s) not in seeds for s in set(fin.table.train_seed))
     retrained = fin.table[(fin.table.method == "retrain")]

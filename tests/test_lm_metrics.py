@@ -45,3 +45,22 @@ def test_model_utility_is_the_harmonic_mean_and_zero_with_any_zero():
     expected = 9 / sum(1 / v for v in (0.5, 1.0, 0.5, 0.25, 0.5, 1.0, 0.25, 0.5, 1.0))
     assert LM.model_utility(retain, [control, control]) == pytest.approx(expected)
     assert LM.model_utility({**retain, "rouge": 0.0}, [control, control]) == 0.0
+
+
+def test_reference_mode_adds_open_unlearnings_epsilons_past_20_nats():
+    """OpenUnlearning: TR = P_pert / (P_para + 1e-10), the forget aggregate min(TR, 1 / (TR + 1e-10)),
+    the normalised probability P_true / (P_true + sum P_pert + 1e-10). Past about 20 nats per token
+    the epsilon dominates; corrected computes the ratios from the NLLs."""
+    para, pert = np.array([30.0]), np.full((1, 5), 25.0)
+    ref = math.exp(-25) / (math.exp(-30) + 1e-10)
+    assert LM.truth_ratio(para, pert, "reference")[0] == pytest.approx(ref, rel=1e-12)
+    assert ref == pytest.approx(0.13875, rel=1e-3)  # saturated: the exact ratio is e^5
+    assert LM.truth_ratio(para, pert, "corrected")[0] == pytest.approx(math.exp(5), rel=1e-12)
+    assert LM.forget_truth_ratio([ref], "reference") == pytest.approx(min(ref, 1 / (ref + 1e-10)), rel=1e-12)
+    assert LM.forget_truth_ratio([math.exp(5)], "corrected") == pytest.approx(math.exp(-5), rel=1e-12)
+    true, wrong = np.array([30.0]), np.full((1, 5), 40.0)
+    p_true, p_wrong = math.exp(-30), 5 * math.exp(-40)
+    assert LM.normalised_prob(true, wrong, "reference")[0] == pytest.approx(p_true / (p_true + p_wrong + 1e-10), rel=1e-12)
+    assert LM.normalised_prob(true, wrong, "corrected")[0] == pytest.approx(p_true / (p_true + p_wrong), rel=1e-12)
+    low = np.array([1.0]), np.full((1, 5), 2.0)  # at ordinary NLLs the two modes agree to 1e-9
+    assert LM.truth_ratio(*low, "reference")[0] == pytest.approx(LM.truth_ratio(*low, "corrected")[0], rel=1e-8)

@@ -139,6 +139,60 @@ def test_the_pdgd_gradient_against_a_brute_force_computation():
     assert not F.pdgd_gradient(x, scores, ranking, np.ones(6, dtype=int)).any()  # no negative, no step
 
 
+def test_the_pdgd_gradient_holds_on_scores_spread_over_60():
+    """Against a 60-digit computation of the same formula: the denominators built by subtracting
+    the documents placed so far from the whole sum lost every digit past a score range of about 40
+    (NaN or 100 % error); as log-sum-exps they keep nearly all."""
+    mp = pytest.importorskip("mpmath")
+    mp.mp.dps = 60
+    n = 14
+    x = np.eye(n)
+    scores = np.linspace(60, 0, n)  # the highest-scored documents first, as a ranker shows them
+    ranking = np.arange(10)
+    c = np.zeros(n, dtype=int)
+    c[[2, 6]] = 1  # clicks at 2 and 6: positions 0..7 observed
+
+    def pl(order, lo, hi):
+        p, placed = mp.mpf(1), set(int(d) for d in order[:lo])
+        for i in range(lo, hi + 1):
+            p *= mp.exp(scores[order[i]]) / mp.fsum(mp.exp(scores[d]) for d in range(n) if d not in placed)
+            placed.add(int(order[i]))
+        return p
+    expect = [mp.mpf(0)] * n
+    for p, q in itertools.product([2, 6], [0, 1, 3, 4, 5, 7]):
+        a, b = mp.mpf(scores[p]), mp.mpf(scores[q])
+        pair = mp.exp(a) * mp.exp(b) / (mp.exp(a) + mp.exp(b)) ** 2
+        lo, hi = min(p, q), max(p, q)
+        swapped = ranking.copy()
+        swapped[p], swapped[q] = ranking[q], ranking[p]
+        pr, ps = pl(ranking, lo, hi), pl(swapped, lo, hi)
+        w = pair * ps / (pr + ps)
+        expect[p] += w
+        expect[q] -= w
+    got = F.pdgd_gradient(x, scores, ranking, c[:10])
+    assert np.isfinite(got).all()
+    for g, e in zip(got, expect):
+        assert abs(mp.mpf(g) - e) <= mp.mpf("1e-12") * max(abs(e), mp.mpf("1e-300")), (g, e)
+
+
+def test_ndcg_orders_ties_as_the_reference_does_in_reference_mode():
+    """The reference ranks by np.flip(np.argsort(scores)): tied documents come out in the reverse
+    of the order numpy's default sort leaves them in; corrected keeps them in input order."""
+    q = L.Query("1", np.array([2, 0, 1, 0]), np.array([[1.0], [2.0], [2.0], [0.5]]))
+    w = np.array([1.0])
+    scores = q.x @ w
+    idcg = 3 / math.log2(2) + 1 / math.log2(3)
+
+    def by_hand(order):  # DCG of the order, labels [2, 0, 1, 0] at the documents
+        return sum((2 ** int(q.labels[d]) - 1) / math.log2(i + 2) for i, d in enumerate(order)) / idcg
+    upstream = list(np.flip(np.argsort(scores)))  # the reference's rule, as numpy gives it here
+    assert F.ndcg_at_k([q], w, ties="reference") == pytest.approx(by_hand(upstream), abs=1e-15)
+    assert F.ndcg_at_k([q], w, ties="stable") == pytest.approx((1 / math.log2(3) + 3 / 2) / idcg, abs=1e-15)
+    if upstream == [2, 1, 0, 3]:  # numpy sorts four values in place (stably) on every path tried here
+        assert F.ndcg_at_k([q], w, ties="reference") == pytest.approx((1 + 3 / 2) / idcg, abs=1e-15)
+        assert F.ndcg_at_k([q], w, ties="reference") - F.ndcg_at_k([q], w, ties="stable") > 0.1
+
+
 def _fold(seed=0, n=120):
     qs = L.synthetic_collection(seed, n_queries=n)
     return {"train": qs[:3 * n // 5], "test": qs[4 * n // 5:]}
@@ -228,6 +282,20 @@ def test_reference_fine_tuning_makes_a_full_pass_per_round_and_corrected_does_no
     steps.clear()
     _run("fine_tuning", trained, fold, spec, "corrected", 3)
     assert set(steps) == {spec["interactions"]}
+
+
+def test_reference_mode_scores_the_model_before_the_last_aggregation(trained_poisoned):
+    """The reference logs ndcg_server before each round's aggregation and reports the last entry:
+    for the trained model that is the global model of the last round's start (history[-2]); for
+    Fine-tuning and PGA, after one round, the model they started from. Corrected scores the final model."""
+    from mu_core.ltr import engine as E
+    fold, spec, trained = trained_poisoned
+    assert E.trained_ndcg(trained, fold, "reference") == F.ndcg_at_k(fold["test"], trained["history"][-2], ties="reference")
+    assert E.trained_ndcg(trained, fold, "corrected") == F.ndcg_at_k(fold["test"], trained["w"])
+    one = {**spec, "rounds": 1}
+    for method in ("fine_tuning", "pga"):
+        assert np.array_equal(_run(method, trained, fold, one, "reference", 3), trained["w"]), method
+        assert not np.array_equal(_run(method, trained, fold, one, "corrected", 3), trained["w"]), method
 
 
 def test_corrected_pga_stays_inside_its_ball(monkeypatch):

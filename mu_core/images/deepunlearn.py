@@ -192,11 +192,25 @@ def scrub_checkpoint(err_f: list, err_fv: float) -> int:
     return int(np.argmin([abs(v - err_fv) for v in err_f]))
 
 
+def forget_validation(split, mode: str) -> torch.Tensor:
+    """SCRUB's forget-validation set: test samples like the forget set.
+
+    quirk (reference): Deep Unlearn takes the validation samples whose *label* occurs in the forget
+    set; in the sub-class setting the labels are super-classes, so that is the whole super-class
+    (both digits of a pair, all five fine classes of a CIFAR-20 class), not the forgotten class.
+    corrected: the forgotten class's test samples, the set whose error SCRUB means to match
+    (the same in the full-class setting, and under random forgetting all of the test set)."""
+    if mode == "reference" and split.setting == "sub_class":
+        labels = split.y_train[split.forget].unique()
+        return torch.nonzero(torch.isin(split.y_test, labels)).flatten()
+    return split.test_forget
+
+
 def scrub(model, split, p, ctx, gen):
     """SCRUB: per epoch, max steps (e ≤ msteps) push the student from the teacher on D_f,
     L = −KL(s, t); min steps keep it on D_r, L = γ·CE + α·KL(s, t); lr decays at ⌊E/2⌋, ⌊0.8E⌋,
     ⌊0.9E⌋. The returned checkpoint i* = argmin_i abs(err_f[i] − err_fv[E]) has the forget error
-    closest to the final student's error on the forget class's test samples."""
+    closest to the final student's error on the forget-validation set (``forget_validation``)."""
     data, T = split.data, p["T"]
     teacher = copy.deepcopy(model).eval()
     original = copy.deepcopy(model.state_dict())
@@ -205,7 +219,8 @@ def scrub(model, split, p, ctx, gen):
     opt = _sgd(model.parameters(), p)
     E = p["epochs"]
     err_f, ckpt = [], {}
-    raw_f, raw_fv = data.train_x[split.forget], data.test_x[split.test_forget]
+    fv = forget_validation(split, ctx.mode)
+    raw_f, raw_fv = data.train_x[split.forget], data.test_x[fv]
     for e in range(1, E + 1):
         _set_lr(opt, _step_decay(p["lr"], e, E))
         err_f.append(_error(model, raw_f, yf, data))  # the student after e - 1 epochs
@@ -222,7 +237,7 @@ def scrub(model, split, p, ctx, gen):
             _step(opt, p["gamma"] * F.cross_entropy(out, yb) + p["kd_alpha"] * distill_kl(out, t, T))
         ckpt[e] = copy.deepcopy(model.state_dict())
     err_f.append(_error(model, raw_f, yf, data))
-    err_fv = _error(model, raw_fv, split.y_test[split.test_forget], data)
+    err_fv = _error(model, raw_fv, split.y_test[fv], data)
     best = scrub_checkpoint(err_f, err_fv)
     if best >= 1:
         model.load_state_dict(ckpt[best])
@@ -253,9 +268,13 @@ def msg(model, split, p, ctx, gen):
     model.train()  # Deep Unlearn never sets a mode: BatchNorm statistics move in the gradient pass
     model.zero_grad(set_to_none=True)
     sub = torch.randperm(len(xr), generator=gen)[:len(xf)].to(xr.device)
+    # quirk (reference): the retain subset's loader has Deep Unlearn's fixed batch of 64
+    # (``grad_batch``), the forget loader the configured batch size; corrected passes both in
+    # batches of ``grad_batch``, so the two gradient sums being subtracted are alike
+    forget_batch = p["batch"] if ctx.mode == "reference" else p["grad_batch"]
     for xb, yb in _shuffled(xr[sub], yr[sub], p["grad_batch"], gen):
         F.cross_entropy(model(xb), yb).backward()
-    for xb, yb in _shuffled(xf, yf, p["grad_batch"], gen):
+    for xb, yb in _shuffled(xf, yf, forget_batch, gen):
         (-F.cross_entropy(model(xb), yb)).backward()
     hooks = []
     with torch.no_grad():
@@ -268,6 +287,12 @@ def msg(model, split, p, ctx, gen):
             fresh = torch.empty(w.shape)  # drawn on the CPU, where the s_u generator lives
             nn.init.kaiming_normal_(fresh, mode="fan_out", nonlinearity="relu", generator=gen)
             w[chosen] = fresh.to(w.device)[chosen]
+            if ctx.mode == "reference" and isinstance(layer, nn.Conv2d) and layer.bias is not None:
+                # quirk (reference): the new MaskConv2d copies the old weight only, so a convolution
+                # with a bias gets a fresh one (torch's default draw; ResNet-18's convolutions have
+                # none); corrected keeps the trained bias, as MSG means to reset chosen weights only
+                bound = 1 / math.sqrt(w[0].numel())
+                layer.bias.copy_(torch.empty(layer.bias.shape).uniform_(-bound, bound, generator=gen).to(w.device))
             scale = torch.where(chosen, 1.0, 0.1)
             hooks.append(w.register_hook(lambda g, s=scale: g * s))
     model.zero_grad(set_to_none=True)
@@ -323,9 +348,14 @@ def last_blocks(model, k: int) -> list:
     return blocks[-k:] + [model.fc]
 
 
-def _reinit(modules, gen):
+def _reinit(modules, gen, mode: str):
     """EU-k's ``init_weights``: Conv2d Kaiming-uniform (fan_out, ReLU), BatchNorm weight 1 and
-    bias 0 (running statistics kept), Linear Xavier-uniform; biases 0."""
+    bias 0 (running statistics kept), Linear Xavier-uniform; biases 0.
+
+    quirk (reference): Deep Unlearn's ``init_weights`` resets ``BatchNorm2d`` only, so an MLP's
+    ``BatchNorm1d`` keeps its trained affine parameters; corrected resets both, as EU-k means to
+    re-initialise the blocks it retrains whole."""
+    norms = (nn.BatchNorm2d,) if mode == "reference" else (nn.BatchNorm1d, nn.BatchNorm2d)
     def draw(w, init, **kw):  # on the CPU, where the s_u generator lives, then to the weight's device
         fresh = torch.empty(w.shape)
         init(fresh, generator=gen, **kw)
@@ -336,12 +366,26 @@ def _reinit(modules, gen):
             for m in mod.modules():
                 if isinstance(m, nn.Conv2d):
                     draw(m.weight, nn.init.kaiming_uniform_, mode="fan_out", nonlinearity="relu")
-                elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                elif isinstance(m, norms):
                     m.weight.fill_(1)
                 elif isinstance(m, nn.Linear):
                     draw(m.weight, nn.init.xavier_uniform_)
-                if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d)) and m.bias is not None:
+                if isinstance(m, (nn.Conv2d, nn.Linear, *norms)) and m.bias is not None:
                     m.bias.zero_()
+
+
+# Deep Unlearn's augmented retain loader, per dataset (DU §8): CIFAR's random crop (padding 4) and
+# horizontal flip, the digits' horizontal flip alone
+DU_AUGMENT = {"cifar": {"crop_pad": 4, "flip": True, "rotate": 0}, "mnist": {"crop_pad": 0, "flip": True, "rotate": 0}}
+
+
+def eu_k_augment(dataset: str, ctx) -> dict | None:
+    """EU-k's augmentation of D_r. quirk (reference): Deep Unlearn's own transform for the dataset
+    (``DU_AUGMENT``; a flipped digit is another shape, and the paper profile's 15-degree rotation is
+    not in it); corrected: the original model's training augmentation, what it learnt D_r with."""
+    if ctx.mode == "reference":
+        return DU_AUGMENT["cifar" if dataset.startswith("cifar") else "mnist"]
+    return ctx.recipe.get("augment")
 
 
 def _last_k(model, split, p, ctx, gen, reinit: bool):
@@ -350,11 +394,11 @@ def _last_k(model, split, p, ctx, gen, reinit: bool):
     for mod in trainable:
         mod.requires_grad_(True)
     if reinit:
-        _reinit(trainable, gen)
+        _reinit(trainable, gen, ctx.mode)
     start = {n: q.detach().clone() for n, q in model.named_parameters() if q.requires_grad}
     opt = torch.optim.SGD([q for q in model.parameters() if q.requires_grad], lr=p["lr"])  # no momentum, wd 0
     raw, yr = split.data.train_x[split.retain], split.y_train[split.retain]
-    aug = ctx.recipe.get("augment") if reinit else None  # EU-k trains on augmented D_r
+    aug = eu_k_augment(split.dataset, ctx) if reinit else None  # EU-k trains on augmented D_r
     model.eval()  # Deep Unlearn's run_train_epoch trains in eval mode (BatchNorm frozen)
     for e in range(p["epochs"]):
         _set_lr(opt, _step_decay(p["lr"], e, p["epochs"], p["decay_rate"]))

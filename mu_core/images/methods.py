@@ -288,6 +288,8 @@ LAST_K = {"epochs": INT1, "lr": POS, "batch": INT1, "k": Num(1, 4, integer=True)
           "decay_rate": Num(0, 1, lo_open=True)}
 RETAIN = {"retain": "epochs"}
 
+# versions: retrain 2 (reference schedule), unsir 2, lfssd 2; scrub, msg and eu_k 2: Deep Unlearn's
+# reference quirks of SCRUB's forget-validation set, MSG's batches, EU-k's BatchNorm1d and augmentation
 METHODS = {
     "original": Method(original, "Original", True, 1, {}, role="original"),
     "retrain": Method(retrain, "Retrain", False, 2, {"lr": POS}, role="gold", reads={"retain": "recipe"}),
@@ -309,16 +311,16 @@ METHODS = {
                       chapter="deepunlearn", reads={"retain": "epochs", "forget": "epochs"}),
     "gradient_ascent": Method(DU.gradient_ascent, "GA", False, 1, SGD, chapter="deepunlearn", reads={"forget": "epochs"}),
     "srl": Method(DU.srl, "SRL", False, 1, SGD, chapter="deepunlearn", reads={"retain": "epochs", "forget": "epochs"}),
-    "scrub": Method(DU.scrub, "SCRUB", False, 1,
+    "scrub": Method(DU.scrub, "SCRUB", False, 2,
                     {"epochs": INT1, "msteps": Num(0, 10**6, integer=True), "lr": POS, "momentum": Num(0, 1, hi_open=True),
                      "weight_decay": Num(0), "T": POS, "gamma": Num(0), "kd_alpha": Num(0),
                      "retain_batch": INT1, "forget_batch": INT1},
                     chapter="deepunlearn", reads=RETAIN),
     "salun": Method(DU.salun, "SalUn", False, 1, {**SGD, "threshold": Num(0, 1, lo_open=True)},
                     chapter="deepunlearn", reads={"retain": "epochs", "forget": "epochs"}),
-    "msg": Method(DU.msg, "MSG", False, 1, {**SGD, "init_rate": FRACTION, "grad_batch": INT1},
+    "msg": Method(DU.msg, "MSG", False, 2, {**SGD, "init_rate": FRACTION, "grad_batch": INT1},
                   chapter="deepunlearn", reads=RETAIN),
     "ct": Method(DU.ct, "CT", False, 1, SGD, chapter="deepunlearn", reads=RETAIN),
     "cf_k": Method(DU.cf_k, "CF-k", False, 1, LAST_K, chapter="deepunlearn", reads=RETAIN),
-    "eu_k": Method(DU.eu_k, "EU-k", False, 1, LAST_K, chapter="deepunlearn", reads=RETAIN),
+    "eu_k": Method(DU.eu_k, "EU-k", False, 2, LAST_K, chapter="deepunlearn", reads=RETAIN),
 }

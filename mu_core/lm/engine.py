@@ -38,7 +38,8 @@ from . import evaluate as EV
 from . import methods as U
 from . import model as LM
 
-LM_VERSION = 1  # bump when the network, its training or the base model's data change what they compute
+LM_VERSION = 2  # bump when the network, its training or the base model's data change what they compute;
+                # 2: the oracle's forget-set NLLs are stored, not its truth ratios (a mode computes those)
 METRICS = ["log10_forget_quality", "forget_quality", "model_utility", "forget_truth_ratio", "forget_rouge", "retain_rouge"]
 JOB_VERSIONS = {"eval": EV.EVAL_VERSION}  # a job's metrics: the evaluation's code beside its method's
 TARGET = re.compile(r"forget(\d\d)$")
@@ -190,7 +191,7 @@ def eval_sets(data: dict, entities: int) -> dict:
 
 
 def trained_model(tspec: dict, run_dir: str, model_path, model_info):
-    """(original model, its sidecar with the oracle's forget truth ratios, the base model, trained now?)."""
+    """(original model, its sidecar with the oracle's forget-set NLLs, the base model, trained now?)."""
     data = load(tspec["base"]["data"], tspec["target"])
     base = base_model(tspec["base"], run_dir, model_path, model_info, data)
     cfg = tspec["base"]["model"]
@@ -203,9 +204,9 @@ def trained_model(tspec: dict, run_dir: str, model_path, model_info):
         seconds = time.perf_counter() - t0
         oracle = copy.deepcopy(base)
         LM.fit(oracle, encoded(data, "retain"), tspec["train"], torch.Generator().manual_seed(oracle_seed(tspec["train_seed"])))
-        tr = EV.truth_ratios(oracle.eval(), of_split(data, "forget"), data["index"], "paraphrase")
+        para, pert = EV.base_and_perturbed_nlls(oracle.eval(), of_split(data, "forget"), data["index"], "paraphrase")
         return m, {"train_seconds": seconds, "tokens": tokens, "oracle_seconds": time.perf_counter() - t0 - seconds,
-                   "oracle_truth_ratios": tr.tolist()}
+                   "oracle_nll_paraphrase": para.tolist(), "oracle_nll_perturbed": pert.tolist()}
     model, info, trained = _stored_or_trained(tspec["key"], run_dir, model_path, model_info, data["vocab"], cfg, train)
     return model, info, base, trained
 
@@ -229,9 +230,9 @@ def evaluate_job(m, info: dict, tspec: dict, job: dict) -> dict:
     if not finite:  # a diverged model has no metrics, never a number
         return {"status": "failed: non-finite weights", **{k: None for k in METRICS}}
     data = load(tspec["base"]["data"], tspec["target"])
-    return {"status": "ok", **EV.evaluate(m, eval_sets(data, job["eval"]["entities"]),
-                                          np.asarray(info["oracle_truth_ratios"]), data["index"], data["vocab"],
-                                          job["eval"]["max_new"])}
+    oracle = (np.asarray(info["oracle_nll_paraphrase"]), np.asarray(info["oracle_nll_perturbed"]))
+    return {"status": "ok", **EV.evaluate(m, eval_sets(data, job["eval"]["entities"]), oracle, data["index"],
+                                          data["vocab"], job["eval"]["max_new"], job["mode"])}
 
 
 def run_job(model, info: dict, base, tspec: dict, job: dict) -> dict:

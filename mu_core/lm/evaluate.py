@@ -16,7 +16,8 @@ import torch
 from . import metrics as MT
 from . import model as LM
 
-EVAL_VERSION = 1  # bump when what an evaluation computes changes: stored results recompute
+EVAL_VERSION = 2  # bump when what an evaluation computes changes: stored results recompute; 2: OpenUnlearning's
+                  # epsilons in reference mode (``metrics.EPS``)
 
 
 def _mean_nll(model, questions, answers, index, batch=256):
@@ -64,10 +65,10 @@ def base_and_perturbed_nlls(model, facts: list[dict], index: dict, base: str):
     return nll_base, nll_pert.reshape(len(facts), k)
 
 
-def truth_ratios(model, facts: list[dict], index: dict, base: str) -> np.ndarray:
+def truth_ratios(model, facts: list[dict], index: dict, base: str, mode: str = "corrected") -> np.ndarray:
     """TR per fact: the perturbed answers against ``base`` ('paraphrase' for fictitious entities,
     'answer' for control facts)."""
-    return MT.truth_ratio(*base_and_perturbed_nlls(model, facts, index, base))
+    return MT.truth_ratio(*base_and_perturbed_nlls(model, facts, index, base), mode)
 
 
 def rouge(model, facts, index, vocab, max_new) -> float:
@@ -75,24 +76,25 @@ def rouge(model, facts, index, vocab, max_new) -> float:
     return float(np.mean([MT.rouge_l_recall(a, f["answer"]) for a, f in zip(answers, facts)]))
 
 
-def evaluate(model, sets: dict, oracle_tr, index: dict, vocab: list[str], max_new: int) -> dict:
+def evaluate(model, sets: dict, oracle_nlls, index: dict, vocab: list[str], max_new: int, mode: str = "corrected") -> dict:
     """The job's metrics. ``sets``: fact lists ``forget``, ``retain_eval``, ``control`` (a list of two
-    halves); ``oracle_tr``: the forget truth ratios of the model that never saw the forget split."""
+    halves); ``oracle_nlls``: (paraphrase NLLs, perturbed NLLs) of the forget facts under the model
+    that never saw the forget split, whose truth ratios forget quality compares with."""
     model.eval()
-    tr_f = truth_ratios(model, sets["forget"], index, "paraphrase")
-    fq = MT.forget_quality(tr_f, oracle_tr)
+    tr_f = truth_ratios(model, sets["forget"], index, "paraphrase", mode)
+    fq = MT.forget_quality(tr_f, MT.truth_ratio(*oracle_nlls, mode))
     r = sets["retain_eval"]
     retain = {"prob": float(MT.answer_prob(_mean_nll(model, [f["question"] for f in r], [f["answer"] for f in r], index)).mean()),
               "rouge": rouge(model, r, index, vocab, max_new),
-              "truth": MT.true_truth_ratio(truth_ratios(model, r, index, "paraphrase"))}
+              "truth": MT.true_truth_ratio(truth_ratios(model, r, index, "paraphrase", mode))}
     controls = []
     for c in sets["control"]:
         nll_true, nll_pert = base_and_perturbed_nlls(model, c, index, "answer")
-        controls.append({"prob": float(MT.normalised_prob(nll_true, nll_pert).mean()),
+        controls.append({"prob": float(MT.normalised_prob(nll_true, nll_pert, mode).mean()),
                          "rouge": rouge(model, c, index, vocab, max_new),
-                         "truth": MT.true_truth_ratio(MT.truth_ratio(nll_true, nll_pert))})
+                         "truth": MT.true_truth_ratio(MT.truth_ratio(nll_true, nll_pert, mode))})
     return {"log10_forget_quality": float(np.log10(fq)) if fq > 0 else float("-inf"), "forget_quality": fq,
             "model_utility": MT.model_utility(retain, controls),
-            "forget_truth_ratio": MT.forget_truth_ratio(tr_f),
+            "forget_truth_ratio": MT.forget_truth_ratio(tr_f, mode),
             "forget_rouge": rouge(model, sets["forget"], index, vocab, max_new),
             "retain_rouge": retain["rouge"]}

@@ -24,16 +24,28 @@ def answer_prob(mean_nll) -> np.ndarray:
     return np.exp(-np.asarray(mean_nll, float))
 
 
-def truth_ratio(nll_para, nll_pert) -> np.ndarray:
+# quirk (reference): OpenUnlearning adds 1e-10 to the correct answer's probability in the truth ratio,
+# to the truth ratio inside 1/TR of the forget aggregate, and to the normalised probability's
+# denominator. It matters only where an answer's probability is near 1e-10 (about 23 nats per
+# token), which unlearning that destroys an answer reaches: there the ratio saturates. corrected
+# computes the ratios from the NLLs directly (their logarithms), without it.
+EPS = 1e-10
+
+
+def truth_ratio(nll_para, nll_pert, mode: str = "corrected") -> np.ndarray:
     """TR per question from the paraphrased answer's mean token NLL (n,) and the perturbed answers'
-    (n, k): exp(-mean_k nll_pert) / exp(-nll_para)."""
-    return np.exp(np.asarray(nll_para, float) - np.asarray(nll_pert, float).mean(1))
+    (n, k): exp(-mean_k nll_pert) / exp(-nll_para); in reference mode / (exp(-nll_para) + EPS)."""
+    nll_para, mean_pert = np.asarray(nll_para, float), np.asarray(nll_pert, float).mean(1)
+    if mode == "reference":
+        return np.exp(-mean_pert) / (np.exp(-nll_para) + EPS)
+    return np.exp(nll_para - mean_pert)
 
 
-def forget_truth_ratio(tr) -> float:
-    """TOFU's forget-set aggregate: closer to 1 is better, min(TR, 1/TR) averaged."""
+def forget_truth_ratio(tr, mode: str = "corrected") -> float:
+    """TOFU's forget-set aggregate: closer to 1 is better, min(TR, 1/TR) averaged (reference:
+    1/(TR + EPS))."""
     tr = np.asarray(tr, float)
-    return float(np.minimum(tr, 1 / tr).mean())
+    return float(np.minimum(tr, 1 / (tr + EPS) if mode == "reference" else 1 / tr).mean())
 
 
 def true_truth_ratio(tr) -> float:
@@ -46,10 +58,11 @@ def forget_quality(tr_unlearned, tr_oracle) -> float:
     return float(sps.ks_2samp(np.asarray(tr_unlearned, float), np.asarray(tr_oracle, float)).pvalue)
 
 
-def normalised_prob(nll_true, nll_pert) -> np.ndarray:
-    """P_true / (P_true + sum of P_pert) per question (the control sets' probability)."""
+def normalised_prob(nll_true, nll_pert, mode: str = "corrected") -> np.ndarray:
+    """P_true / (P_true + sum of P_pert) per question (the control sets' probability; reference:
+    EPS added to the denominator)."""
     p_true = answer_prob(nll_true)
-    return p_true / (p_true + answer_prob(nll_pert).sum(1))
+    return p_true / (p_true + answer_prob(nll_pert).sum(1) + (EPS if mode == "reference" else 0.0))
 
 
 _SCORER = None

@@ -23,7 +23,8 @@ from . import data as L
 from . import fpdgd as F
 from . import methods as U
 
-LTR_VERSION = 1   # bump when FPDGD training, the click models or nDCG change what they compute
+LTR_VERSION = 2   # bump when FPDGD training, the click models or nDCG change what they compute; 2: PDGD's
+                  # denominators as log-sum-exps, nDCG's tie order and scored stage by mode
 DATA_VERSION = 1  # bump when the LETOR reader or the synthetic collection change what they give
 COLLECTIONS = ("synthetic", "mq2007")
 CLICK_MODELS = ("perfect", "navigational", "informational")
@@ -34,8 +35,8 @@ METHODS = {
     "retrain": Method(U.retrain, "Retrain", False, 1, {}),
     "fed_remove": Method(U.fed_remove, "FedRemove", True, 1, {}),
     "fed_eraser": Method(U.fed_eraser, "FedEraser", False, 1, {"calibrate_every": Num(1, 10**6, integer=True)}),
-    "fine_tuning": Method(U.fine_tuning, "Fine-tuning", False, 1, {}),
-    "pga": Method(U.pga, "PGA", False, 1, {}),
+    "fine_tuning": Method(U.fine_tuning, "Fine-tuning", False, 2, {}),  # 2: reference scores before the last aggregation
+    "pga": Method(U.pga, "PGA", False, 2, {}),
 }
 
 
@@ -160,6 +161,21 @@ def trained_ranker(tspec: dict, run_dir: str, data: dict, model_path, model_info
         return trained, True
 
 
+def ties(mode: str) -> str:
+    """How nDCG orders tied scores in ``mode`` (``fpdgd.rank``: the reference's rule, or stable)."""
+    return "reference" if mode == "reference" else "stable"
+
+
+def trained_ndcg(trained: dict, data: dict, mode: str) -> float | None:
+    """The test nDCG@10 of the trained ranker, or None when it diverged.
+
+    quirk (reference): the reference reports ``ndcg_server[-1]``, logged *before* each round's
+    aggregation, so its trained model's nDCG is that of the global weights before the last
+    aggregation (``history[-2]``); corrected scores the final weights."""
+    w = trained["history"][-2] if mode == "reference" else trained["w"]
+    return F.ndcg_at_k(data["test"], w, ties=ties(mode)) if np.isfinite(w).all() else None
+
+
 def run_job(trained: dict, data: dict, tspec: dict, job: dict, ndcg_trained: float) -> dict:
     """One unlearning job: the method on the trained ranker (methods copy what they change) with its s_u generator,
     then the test nDCG@10 of the result beside the trained ranker's."""
@@ -168,7 +184,7 @@ def run_job(trained: dict, data: dict, tspec: dict, job: dict, ndcg_trained: flo
     w = METHODS[job["method"]].fn(trained, data, fit_spec(tspec), job["params"], job["mode"], gen)
     seconds = time.perf_counter() - t0
     if np.isfinite(w).all():
-        out = {"status": "ok", "ndcg": F.ndcg_at_k(data["test"], w), "ndcg_trained": ndcg_trained}
+        out = {"status": "ok", "ndcg": F.ndcg_at_k(data["test"], w, ties=ties(job["mode"])), "ndcg_trained": ndcg_trained}
     else:  # a diverged ranker has no nDCG (its ranking would be arbitrary), never a number
         out = {"status": "failed: non-finite ranker weights", "ndcg": None, "ndcg_trained": ndcg_trained}
     return {**out, "method_seconds": seconds, "computed": provenance.stamp("cpu")}

@@ -69,6 +69,8 @@ def fine_tuning(trained, data, spec, p, mode, gen):
     quirk (reference): the round count lands in the interactions-per-round slot, capped at each
     client's number of queries, so every remaining client makes a full pass over its queries per
     round (about 20 times training's work). corrected: ``interactions`` per round, as in training.
+    quirk (reference): the model returned, and scored, is the global model before the last round's
+    aggregation (the reference logs ndcg_server before aggregating); corrected: after it.
     """
     benign = range(spec["n_forget"], spec["n_clients"])
     clients = _clients(trained)
@@ -78,8 +80,9 @@ def fine_tuning(trained, data, spec, p, mode, gen):
         for i in benign:
             n = min(spec["rounds"], len(clients[i].queries)) if mode == "reference" else spec["interactions"]
             ups.append(F.local_update(w, clients[i], n, spec["lr"], gen))
-        w = np.mean(ups, axis=0)
-    return w
+        scored, w = w, np.mean(ups, axis=0)
+    # quirk (reference): its reported ndcg_server[-1] is logged before the last round's aggregation
+    return scored if mode == "reference" else w
 
 
 def pga_reference_ball(trained, spec, gen):
@@ -103,7 +106,8 @@ def pga(trained, data, spec, p, mode, gen):
     from all training queries (its click generator draws them), its gradient negated (corrupted
     first under model poisoning with gamma ~ U(0, 1)). quirk (reference): no projection (the
     reference computes the ball and ignores it). corrected: every forgotten client's weights and
-    every aggregate are projected onto the ball of ``pga_reference_ball``.
+    every aggregate are projected onto the ball of ``pga_reference_ball``. quirk (reference): the
+    model returned, and scored, is the global model before the last aggregation, as for Fine-tuning.
     """
     clients = _clients(trained)
     ball = pga_reference_ball(trained, spec, gen)  # the reference draws these vectors too
@@ -123,10 +127,11 @@ def pga(trained, data, spec, p, mode, gen):
                 if mode == "corrected":
                     local = _project(local, *ball)
             ups.append(local)
-        w = np.mean(ups, axis=0)
+        scored, w = w, np.mean(ups, axis=0)
         if mode == "corrected":
             w = _project(w, *ball)
-    return w
+    # quirk (reference): its reported ndcg_server[-1] is logged before the last round's aggregation
+    return scored if mode == "reference" else w
 
 
 def fed_eraser(trained, data, spec, p, mode, gen):
