@@ -71,10 +71,13 @@ def main(argv=None):
         return 1
     c = summary.computed
     if args.json:
-        print(json.dumps({"rows": len(summary.table), "results": summary.path, **c, "failed": summary.failed}))
+        print(json.dumps({"rows": len(summary.table), "results": summary.path, **c, "failed": summary.failed,
+                          "collapsed": summary.collapsed}))
     else:
+        odd = "".join([f"; {summary.failed} failed" if summary.failed else "",
+                       f"; {summary.collapsed} collapsed" if summary.collapsed else ""])
         print(f"{len(summary.table)} rows written to {summary.path} "
-              f"(computed now: {c['trained']} models, {c['jobs']} jobs)")
+              f"(computed now: {c['trained']} models, {c['jobs']} jobs{odd})")
     return 0
 
 

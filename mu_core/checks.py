@@ -42,7 +42,8 @@ class Num:
         if ok and self.hi is not None:
             ok = v < self.hi if self.hi_open else v <= self.hi
         if not ok:
-            raise ConfigError(f"{field} must be {self.allowed()}, got {v!r}")
+            what = f"{v!r} (a string)" if isinstance(v, str) else repr(v)
+            raise ConfigError(f"{field} must be {self.allowed()}, got {what}")
         return v
 
 

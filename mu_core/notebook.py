@@ -47,7 +47,7 @@ EXEC = {
     "scheduler": (lambda: Text(optional=True), None, "a dask scheduler address; None starts a LocalCluster"),
 }
 TARGET = lambda doc: (lambda: Text(optional=True), None, doc)  # noqa: E731
-REAL = lambda lo, default, doc, **kw: (lambda: Num(lo, **kw), default, doc)  # noqa: E731
+REAL = lambda lo, default, doc, hi=None, **kw: (lambda: Num(lo, hi, **kw), default, doc)  # noqa: E731
 
 PARAMETERS = {
     "01_train": {**RUN, **EXEC},
@@ -58,8 +58,8 @@ PARAMETERS = {
                    "panel_b_target": TARGET("sub-class target; None: 'sea' if the profile has it, else its first")},
     "04_figure2": {**RUN},
     "08_claims": {**RUN},
-    "05_beyond": {**RUN, "n_b": REAL(1, 50, "B instances per A instance", integer=True),
-                  "n_boot": REAL(10, 200, "bootstrap resamples of training seeds", integer=True)},
+    "05_beyond": {**RUN, "n_b": REAL(1, 50, "B instances per A instance", integer=True, hi=10_000),
+                  "n_boot": REAL(10, 200, "bootstrap resamples of training seeds", integer=True, hi=10_000)},
     "06_modes": {**RUN, **EXEC,
                  "corrected_run_dir": (lambda: Text(optional=True), None, "None: run_dir + '-corrected'"),
                  "n_targets": REAL(1, 1, "targets per setting rerun in corrected mode", integer=True)},
@@ -73,19 +73,19 @@ PARAMETERS = {
                                "column names, ours=theirs, comma-separated ('' when the table uses ours)"),
                    "metrics": (lambda: Text(optional=True), None, "metric columns, comma-separated; None: every other numeric column"),
                    "profile": (lambda: Text(), "none", "unused: the page reads a table, not a run"),
-                   "run_dir": (lambda: Text(), "runs/analyse", "the outputs go to run_dir + '-analyse'"),
+                   "run_dir": (lambda: Text(nonempty=True), "runs/analyse", "the outputs go to run_dir + '-analyse'"),
                    "overrides": (Overrides, {}, "unused")},
-    "10_deepunlearn": {**RUN, "n_boot": REAL(10, 200, "bootstrap resamples of training seeds", integer=True)},
+    "10_deepunlearn": {**RUN, "n_boot": REAL(10, 200, "bootstrap resamples of training seeds", integer=True, hi=10_000)},
     "07_simulation": {"sigma_b": REAL(0, 3.0, "spread of the per-seed means (points)"),
                       "sigma_w": REAL(0, 1.5, "typical spread across unlearning seeds (points)"),
                       "tau": REAL(0, 0.8, "how much that spread differs between training seeds"),
                       "mu": REAL(None, 60.0, "overall mean (%)"),
-                      "I": REAL(2, 11, "protocol B's training seeds", integer=True),
-                      "J": REAL(2, 11, "protocol A's unlearning seeds", integer=True),
-                      "n_seeds": REAL(2, 5000, "training seeds simulated", integer=True),
+                      "I": REAL(2, 11, "protocol B's training seeds", integer=True, hi=1000),
+                      "J": REAL(2, 11, "protocol A's unlearning seeds", integer=True, hi=1000),
+                      "n_seeds": REAL(2, 5000, "training seeds simulated", integer=True, hi=100_000),
                       "seed": REAL(0, 0, "the simulation's seed", integer=True),
                       "profile": (lambda: Text(), "none", "unused: the simulation runs no experiment"),
-                      "run_dir": (lambda: Text(), "runs/simulation", "where the figure is saved"),
+                      "run_dir": (lambda: Text(nonempty=True), "runs/simulation", "where the figure is saved"),
                       "overrides": (Overrides, {}, "unused")},
 }
 

@@ -106,8 +106,8 @@ def _yaml(text: str, what: str):
     except yaml.YAMLError as err:
         first = str(err).splitlines()[0]
         raise ConfigError(f"{what}: {text!r} is not valid YAML ({first})") from None
-    if isinstance(value, str) and _NUMBER.match(value.strip()):
-        return float(value)  # YAML 1.1 reads 1e-3 as a string; a number is meant
+    if isinstance(value, str) and _NUMBER.match(value.strip()) and not text.strip()[:1] in ("'", '"'):
+        return float(value)  # YAML 1.1 reads 1e-3 as a string; a number is meant (unless quoted)
     return value
 
 
@@ -123,6 +123,9 @@ def _parse(text) -> tuple[str, object]:
 def set_field(prof: dict, field: str, value) -> None:
     """Set a dotted field that the profile already has; anything else is refused."""
     keys = field.split(".")
+    if keys[0] == "profile":
+        raise ConfigError(f"override {field!r}: the profile is chosen with --profile NAME (a notebook's profile "
+                          f"parameter), not overridden; profiles: {', '.join(names())}")
     if keys[0] == "domain":
         raise ConfigError(f"override {field!r}: domain is fixed by the profile ({prof.get('profile')!r} is a "
                           f"{domains.of(prof)} profile); choose a profile of another domain instead")
@@ -140,7 +143,8 @@ def set_field(prof: dict, field: str, value) -> None:
 
 class _Augment:
     """null (no augmentation) or {crop_pad, flip, rotate}."""
-    FIELDS = {"crop_pad": INT0, "flip": Bool(), "rotate": Num(0, 180)}
+    FIELDS = {"crop_pad": Num(0, 64, integer=True), "flip": Bool(), "rotate": Num(0, 180)}  # a pad beyond 64
+    # pixels only adds zeros (and memory: the padded batch is built whole)
 
     def __call__(self, field, v):
         return v if v is None else section(field, v, self.FIELDS)
@@ -225,6 +229,10 @@ def validate(prof: dict) -> None:
             cfg = prof.get(design)
             if not cfg:
                 raise ConfigError(f"designs lists {design} but the profile has no {design} section ({fields})")
+    for design in ("init_order", "ulira"):
+        if design in prof["designs"] and not design_methods(prof, design):
+            raise ConfigError(f"{design}.methods ({', '.join(prof[design]['methods'])}) names no method that methods "
+                              f"lists; add them to methods, or name some of {', '.join(prof['methods'])} in {design}.methods")
     if "ulira" in prof["designs"]:
         no_random = [m for m in prof["ulira"]["methods"] if m in ("unsir", "lfssd")]
         if no_random:  # each needs a forgotten class (UNSIR's noise label, LFSSD's full-class alpha)

@@ -31,6 +31,7 @@ os.umask(_UMASK)  # read once: files are created with the permissions the user's
 _HOST = socket.gethostname().replace("-", "_") or "host"
 TMP = ".tmp-"
 SUBFOLDERS = ("models", "jobs", "locks", "figures")
+FILES = ("profile.json", "results.csv", "manifest.json", "ulira.csv", "ulira_targets.csv")
 
 
 def _sha(b: bytes) -> str:
@@ -195,6 +196,11 @@ def claim(run_dir: str, profile: str) -> None:
         if os.path.lexists(where) and not os.path.isdir(where):
             raise ConfigError(f"run_dir {run_dir!r}: {sub} exists and is not a folder (the store keeps "
                               f"its {sub} there); move it away or choose another run_dir")
+    for name in FILES:
+        where = os.path.join(run_dir, name)
+        if os.path.lexists(where) and not os.path.isfile(where):
+            raise ConfigError(f"run_dir {run_dir!r}: {name} exists and is not a file (the run writes its "
+                              f"{name} there); move it away or choose another run_dir")
     try:
         os.makedirs(run_dir, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=run_dir, prefix=f"{TMP}{_HOST}-{os.getpid()}-")

@@ -7,6 +7,8 @@ costs, its figures folder and a provenance line.
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import sys
@@ -61,6 +63,9 @@ def prepare(profile, run_dir: str, overrides=(), executor: str = "auto", schedul
     engine = domains.engine(prof)
     if engine:
         engine.load(prof["data"])  # a missing MQ2007 fold stops here, before the folder is claimed
+        if hasattr(engine, "check"):  # what the data and the plan's size allow
+            _, tspecs, groups = plan.schedule(prof)
+            engine.check(prof, len(tspecs), sum(len(g) for g in groups.values()))
     else:
         D.load(prof["data"])
     if scheduler is not None:  # an unreachable scheduler stops the run before the folder is claimed
@@ -77,7 +82,8 @@ class Finished:
     table: pd.DataFrame
     computed: dict   # {"trained": original models trained now, "jobs": unlearning jobs run now}
     path: str        # the results.csv written
-    failed: int = 0  # jobs that failed (non-finite outputs): their rows have status 'failed: ...' and no metrics
+    failed: int = 0  # rows of jobs that failed (non-finite outputs): status 'failed: ...' and no metrics
+    collapsed: int = 0  # rows of models at chance: status 'collapsed: ...', metrics kept, read by no page
 
 
 def _execute(prof, run_dir, executor, scheduler, tspecs, groups, bar=None) -> dict:
@@ -122,7 +128,8 @@ def run(profile: str | dict, run_dir: str, overrides=(), executor: str = "auto",
     failed = failures(table)
     if len(failed):
         print(failed_summary(failed), file=sys.stderr)
-    return Finished(table, counts, os.path.join(run_dir, "results.csv"), len(failed))
+    return Finished(table, counts, os.path.join(run_dir, "results.csv"), int(failed.status.str.startswith("failed").sum()),
+                    int(failed.status.str.startswith("collapsed").sum()))
 
 
 def write_ulira(prof: dict, run_dir: str, rows: list[dict]) -> pd.DataFrame:
@@ -139,15 +146,28 @@ def write_ulira(prof: dict, run_dir: str, rows: list[dict]) -> pd.DataFrame:
 
 
 def failures(table: pd.DataFrame) -> pd.DataFrame:
-    """The rows whose job failed (their metrics are empty)."""
+    """The rows whose job failed (their metrics are empty) or whose model collapsed (metrics kept,
+    read by no page): every row whose status is not ok."""
     return table[table["status"] != "ok"]
 
 
 def failed_summary(failed: pd.DataFrame) -> str:
-    """One line naming what failed, and why (rows counted by method and reason)."""
-    parts = [f"{m} ({n}: {why.removeprefix('failed: ')})" for (m, why), n in
-             failed.groupby(["method", "status"]).size().items()]
-    return f"{len(failed)} row(s) failed and have no metrics: " + "; ".join(parts)
+    """One line per kind naming what failed or collapsed, and why (rows counted by method)."""
+    lines = []
+    for kind, what in (("failed", "failed and have no metrics"), ("collapsed", "collapsed (their metrics are kept but "
+                                                                                "no page reads them as forgetting)")):
+        rows = failed[failed.status.str.startswith(kind)]
+        if len(rows):
+            parts = [f"{m} ({n})" for m, n in rows.groupby("method").size().items()]
+            why = rows.status.iloc[0].split(": ", 1)[-1]
+            lines.append(f"{len(rows)} row(s) {what}: " + ", ".join(parts) + f"; e.g. {why}")
+    return "\n".join(lines)
+
+
+def status_counts(table: pd.DataFrame) -> dict:
+    """{'failed': {method: rows}, 'collapsed': {method: rows}} of a results table."""
+    return {kind: {m: int(n) for m, n in table[table.status.str.startswith(kind)].groupby("method").size().items()}
+            for kind in ("failed", "collapsed")}
 
 
 def train_all(profile: str | dict, run_dir: str, overrides=(), progress: bool = True,
@@ -175,10 +195,11 @@ def train_all(profile: str | dict, run_dir: str, overrides=(), progress: bool = 
     return pd.DataFrame(out).sort_values(["dataset", "train_seed"]).reset_index(drop=True)
 
 
-def assemble(run_dir: str, rows: list[dict], known: dict | None = None, columns=plan.COLUMNS) -> pd.DataFrame:
-    """results.csv from the stored jobs, one row per evaluated model, sorted, written atomically.
-    ``known``: results already read, by job key; every other job is read once here (a
-    deterministic method's result serves all its rows)."""
+def assemble(run_dir: str, rows: list[dict], known: dict | None = None, columns=plan.COLUMNS,
+             write: bool = True) -> pd.DataFrame:
+    """results.csv from the stored jobs, one row per evaluated model, sorted, written atomically
+    (unless ``write`` is false). ``known``: results already read, by job key; every other job is
+    read once here (a deterministic method's result serves all its rows)."""
     known, out = dict(known or {}), []
     for r in rows:
         if r["job"] not in known:
@@ -191,7 +212,8 @@ def assemble(run_dir: str, rows: list[dict], known: dict | None = None, columns=
                     "commit": made.get("commit"), "computed_at": made.get("date")})
     table = pd.DataFrame(out, columns=columns)
     table = table.sort_values([c for c in plan.KEYS + plan.SPLIT_SEEDS if c in table], kind="stable").reset_index(drop=True)
-    store.atomic_write(os.path.join(run_dir, "results.csv"), table.to_csv(index=False, float_format="%.6g").encode())
+    if write:
+        store.atomic_write(os.path.join(run_dir, "results.csv"), table.to_csv(index=False, float_format="%.6g").encode())
     return table
 
 
@@ -236,19 +258,29 @@ def write_manifest(prof, run_dir, seconds, counts, executor, n_models, table=Non
             "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         },
         "original_models": n_models,
-        "results": results_provenance(table) if table is not None else None,
+        "results": results_provenance(table, run_dir) if table is not None else None,
         "calls": calls + [call],
     }
     store.atomic_write(os.path.join(run_dir, "manifest.json"), json.dumps(manifest, indent=2, default=str).encode())
 
 
-def results_provenance(table: pd.DataFrame) -> dict:
-    """Which commits computed the rows of ``table``, when, and how many rows failed."""
+def results_provenance(table: pd.DataFrame, run_dir: str | None = None) -> dict:
+    """Which commits computed the rows of ``table``, when, how many rows failed or collapsed, and
+    the checksum of the results.csv in ``run_dir`` (``open_run`` verifies it)."""
     commits = table["commit"].fillna("unknown").value_counts().to_dict()
     dates = table["computed_at"].dropna()
     return {"commits": commits, "first_computed": dates.min() if len(dates) else None,
             "last_computed": dates.max() if len(dates) else None,
-            "failed": int((table["status"] != "ok").sum()), "summary": provenance.summary(table["commit"], dates)}
+            "failed": int(table["status"].str.startswith("failed").sum()),
+            "collapsed": int(table["status"].str.startswith("collapsed").sum()), **{f"{k}_by_method": v for k, v in
+                                                                                    status_counts(table).items()},
+            "summary": provenance.summary(table["commit"], dates),
+            "sha256": _file_sha(os.path.join(run_dir, "results.csv")) if run_dir else None}
+
+
+def _file_sha(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 # --- reading a finished run ----------------------------------------------------------------
@@ -273,7 +305,12 @@ class Run:
     def provenance_of(self, rows: pd.DataFrame) -> str:
         """The provenance line of the results in ``rows`` (a figure's own rows)."""
         v = self.manifest.get("versions", {})
-        failed = "" if self.failed is None or not len(self.failed) else f"; {len(self.failed)} row(s) failed (no metrics)"
+        failed = ""
+        if self.failed is not None and len(self.failed):
+            n_failed = int(self.failed.status.str.startswith("failed").sum())
+            n_coll = len(self.failed) - n_failed
+            failed = "".join([f"; {n_failed} row(s) failed (no metrics)" if n_failed else "",
+                              f"; {n_coll} row(s) collapsed to chance (left out)" if n_coll else ""])
         return (f"profile {self.profile['profile']}, mode {self.profile['mode']}, data {domains.describe_data(self.profile)}, "
                 f"{provenance.summary(rows['commit'], rows['computed_at'])}{failed}; "
                 f"torch {v.get('torch')}, numpy {v.get('numpy')}, device {self.manifest.get('device')}, folder {self.run_dir}")
@@ -310,15 +347,57 @@ def open_run(run_dir: str, profile: str | None = None, overrides=()) -> Run:
             raise ConfigError(f"overrides {overrides!r} are not reflected in the results of {run_dir!r} "
                               f"(they change {', '.join(differ)}); run stage 2 with them into another "
                               f"run_dir and draw from that one")
-    table = pd.read_csv(path, dtype={"target": str, "status": str, "commit": str, "computed_at": str})
+    table = _verified_table(run_dir, recorded, manifest)
     if "status" not in table:
         raise ConfigError(f"run_dir {run_dir!r} holds a results.csv of an older version (no status column); "
                           f"rerun python -m mu_core run into it to rebuild the table")
     _, tspecs, _ = plan.schedule(recorded)  # this profile's models only, not those of earlier overrides
     seconds = [info["train_seconds"] for k in tspecs if (info := tasks.model_info(run_dir, k, quiet=True))]
+    if tspecs and not seconds:  # every sidecar missing or damaged: no page can say what training cost
+        raise ConfigError(f"run_dir {run_dir!r}: the original models' sidecars (models/*.json, their training "
+                          f"times) are missing or damaged, so what training cost is unknown; recompute the run into "
+                          f"another run_dir (python -m mu_core run --profile {recorded['profile']} --run-dir NEW)")
     ok = table["status"] == "ok"
     return Run(run_dir, table[ok].reset_index(drop=True), recorded, manifest, seconds,
                os.path.join(run_dir, "figures"), table[~ok].reset_index(drop=True))
+
+
+def _rebuild_hint(run_dir: str, prof: dict) -> str:
+    return f"rerun python -m mu_core run --profile {prof['profile']} --run-dir {run_dir} to rebuild it from the job files"
+
+
+def _verified_table(run_dir: str, prof: dict, manifest: dict) -> pd.DataFrame:
+    """results.csv, checked against the checksum its run recorded; a table that was edited or
+    damaged since is compared with the job files it was assembled from, and refused in one line
+    naming the rows that disagree (or saying that it cannot be read)."""
+    path = os.path.join(run_dir, "results.csv")
+    with open(path, "rb") as f:
+        body = f.read()
+    want = (manifest.get("results") or {}).get("sha256")
+    try:
+        table = pd.read_csv(io.BytesIO(body), dtype={"target": str, "status": str, "commit": str, "computed_at": str})
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as err:
+        raise ConfigError(f"run_dir {run_dir!r}: results.csv cannot be read ({type(err).__name__}); "
+                          f"{_rebuild_hint(run_dir, prof)}") from None
+    if want is None or hashlib.sha256(body).hexdigest() == want:
+        return table
+    rows, _, _ = plan.schedule(prof)
+    try:
+        stored = assemble(run_dir, rows, columns=plan.columns(prof), write=False)
+    except RuntimeError:
+        stored = None
+    keys = [c for c in plan.KEYS + plan.SPLIT_SEEDS if c in table.columns]
+    if stored is None or list(stored.columns) != list(table.columns) or len(stored) != len(table):
+        raise ConfigError(f"run_dir {run_dir!r}: results.csv is not the table its run wrote (its checksum differs); "
+                          f"{_rebuild_hint(run_dir, prof)}")
+    fresh = pd.read_csv(io.StringIO(stored.to_csv(index=False, float_format="%.6g")),
+                        dtype={"target": str, "status": str, "commit": str, "computed_at": str})
+    same = [c for c in table.columns if c not in plan.VOLATILE]
+    a, b = table.sort_values(keys).reset_index(drop=True), fresh.sort_values(keys).reset_index(drop=True)
+    diff = [i for i in range(len(a)) if not a.loc[i, same].equals(b.loc[i, same])]
+    where = ", ".join(f"{a.loc[i, 'method']} s_t={a.loc[i, 'train_seed']} s_u={a.loc[i, 'unlearn_seed']}" for i in diff[:3])
+    raise ConfigError(f"run_dir {run_dir!r}: results.csv differs from the job files it was assembled from in "
+                      f"{len(diff)} row(s) ({where}{' ...' if len(diff) > 3 else ''}); {_rebuild_hint(run_dir, prof)}")
 
 
 BENCHMARK_RESULTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "results")

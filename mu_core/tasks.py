@@ -208,11 +208,14 @@ def evaluate_job(m, split, job, ctx: M.Context) -> dict:
 
     A model whose outputs are not finite (a learning rate that made it diverge, say) is recorded
     as failed with empty metrics: its argmax would read as class 0 everywhere, and a diverged
-    method would look like a perfect forgetter."""
+    method would look like a perfect forgetter. A model whose retain accuracy fell to chance keeps
+    its metrics (they are true) under the status ``collapsed: ...`` (``metrics.collapsed``), which
+    no page reads as forgetting."""
     method = M.METHODS[job["method"]]
     p = job["params"]
     retain_batch = p[method.reference_retain_batch] if method.reference_retain_batch and ctx.mode == "reference" else None
     try:
-        return {"status": "ok", **metrics.evaluate(m, split, ctx.mode, job["eval"]["batch"], retain_batch)}
+        out = metrics.evaluate(m, split, ctx.mode, job["eval"]["batch"], retain_batch)
     except metrics.NonFinite as err:
         return {"status": f"failed: {err}", **{k: None for k in metrics.NAMES}}
+    return {"status": metrics.collapsed(out["retain_acc"], split.num_classes) or "ok", **out}

@@ -223,6 +223,11 @@ def fp_scrub_original():
     return outputs(m, _fixed(split))
 
 
+def fp_collapse():
+    """Which retain accuracies, over how many classes, the evaluation calls a collapsed model."""
+    return exact(*(metrics.collapsed(acc, c) is not None for c in (5, 10, 100) for acc in (0.0, 1.2, 12.0, 12.6, 24.9, 25.1, 60.0)))
+
+
 def fp_ulira():
     """U-LiRA's pool and a model's split (data), and the per-target statistics a job stores (ulira)."""
     _, _, _, model, split, _ = _trained("reference")
@@ -359,6 +364,7 @@ JOBS = {
     **{f"metrics/{mode}": (lambda: versions("data", "models", "train", "accuracy", "metrics"),
                            lambda mode=mode: fp_method("original", mode)) for mode in ("reference", "corrected")},
     "metrics/retain_batch": (lambda: versions("data", "models", "train", "accuracy", "metrics"), fp_retain_batch),
+    "metrics/collapse": (lambda: versions("metrics"), fp_collapse),
     **{f"method/{m}/{mode}": (lambda m=m: versions("data", "models", "train", "accuracy", "metrics", method=m),
                               lambda m=m, mode=mode: fp_method(m, mode))
        for m in M.METHODS if m != "original" for mode in ("reference", "corrected")},

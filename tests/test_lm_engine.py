@@ -155,3 +155,14 @@ def test_an_lm_run_killed_anywhere_then_resumed_gives_the_uninterrupted_table(tm
     resumed = pd.read_csv(d / "results.csv")
     cols = [c for c in whole.columns if c not in plan.VOLATILE]
     pd.testing.assert_frame_equal(resumed[cols], whole[cols], check_exact=True)
+
+
+@pytest.mark.parametrize("method", ["grad_ascent", "grad_diff", "npo"])
+def test_a_diverged_language_model_is_a_failed_row_not_numbers(tmp_path, method):
+    """At lr 10^9 the weights may stay finite while the answers' NLLs overflow: the row fails,
+    with the reason, and the run says so, as a diverged image model does."""
+    fin = study.run("lm-smoke", str(tmp_path / "r"), {f"method_params.{method}.lr": 1e9, "methods": ["original", method],
+                                                     "designs": ["paper"]}, executor="local", progress=False)
+    rows = fin.table[fin.table.method == method]
+    assert rows.status.str.startswith("failed: non-finite").all() and rows[E.METRICS].isna().all().all()
+    assert fin.failed == len(rows) and (fin.table[fin.table.method == "original"].status == "ok").all()

@@ -4,6 +4,9 @@ independent computation."""
 import copy
 import itertools
 import math
+import re
+import shutil
+import time
 
 import numpy as np
 import pytest
@@ -458,3 +461,66 @@ def test_a_diverged_ranker_is_a_failed_row_not_a_number(tmp_path):
     bad = t[t.status != "ok"]
     assert len(bad) and bad.ndcg.isna().all() and bad.status.str.startswith("failed: non-finite").all()
     assert t.ndcg_trained.isna().all()  # the trained rankers diverged too: no nDCG, not an arbitrary number
+
+
+# --- issue 29: the collection a ranker was trained on, and files that cannot be used --------------
+
+def _collection(root, seed, n=60):
+    L.write_synthetic_fold(str(root), seed, n)
+    return str(root)
+
+
+PAPER_SMALL = ["train.rounds=2", "paper.I=2", "paper.J=2", "targets={mq2007/clean: [perfect]}", "methods=[retrain, fed_remove]"]
+
+
+def test_a_changed_collection_recomputes_what_was_trained_on_the_old_one(tmp_path):
+    """The rankers' key holds the fold files' checksum, not their path: the same folder with other
+    files, or another folder with the same files, gives the table its files give."""
+    a, b = _collection(tmp_path / "a", 1), _collection(tmp_path / "b", 2)
+    d = str(tmp_path / "run")
+    first = study.run("ltr-paper", d, PAPER_SMALL + [f"data.root={a}"], executor="local", progress=False)
+    again = study.run("ltr-paper", d, PAPER_SMALL + [f"data.root={b}"], executor="local", progress=False)
+    assert again.computed["trained"] > 0 and again.computed["jobs"] > 0
+    assert not np.allclose(first.table.ndcg, again.table.ndcg)
+    shutil.copytree(a, tmp_path / "a2")
+    same = study.run("ltr-paper", d, PAPER_SMALL + [f"data.root={tmp_path / 'a2'}"], executor="local", progress=False)
+    assert same.computed == {"trained": 0, "jobs": 0}
+    cols = [c for c in first.table.columns if c not in plan.VOLATILE + ["commit"]]
+    pd.testing.assert_frame_equal(same.table[cols], first.table[cols])
+
+
+def test_graded_labels_up_to_4_use_the_five_grade_click_models_and_5_is_refused(tmp_path):
+    p = tmp_path / "f.txt"
+    p.write_text("4 qid:1 1:0.5 #docid = caf\xe9\n0 qid:1 1:0.1\n3 qid:1 1:0.2\n".encode("latin-1").decode("latin-1"),
+                 encoding="latin-1")  # a non-UTF-8 byte in a comment
+    q, = L.parse_letor(str(p), 1)
+    assert q.labels.tolist() == [4, 0, 3] and F.grades([q]) == 5
+    rng = np.random.default_rng(0)
+    clicks = np.array([F.clicks(np.array([4, 0, 3]), "perfect", rng, 5) for _ in range(4000)])
+    assert clicks[:, 0].mean() == pytest.approx(1.0) and clicks[:, 1].mean() == 0 and clicks[:, 2].mean() == pytest.approx(0.8, abs=0.03)
+    p.write_text("5 qid:1 1:0.5\n")
+    with pytest.raises(ConfigError, match=r"f.txt, line 1: the label 5 is above 4"):
+        L.parse_letor(str(p), 1)
+
+
+@pytest.mark.parametrize("over,words", [
+    (["train.n_clients=1000"], "train.n_clients (1000) is more than the 60 training queries"),
+    (["data.n_queries=25", "train.n_clients=20"], "train.n_clients (20) is more than the 15 training queries"),
+    (["train.rounds=100000", "train.n_clients=50"], "interactions (12 rankers"),
+    (["train.rounds=100000", "train.n_clients=60"], "is more than the 5,000,000 a ranker's stored history may hold"),
+])
+def test_a_plan_the_data_or_the_machine_cannot_hold_is_refused_before_any_work(tmp_path, over, words):
+    t0 = time.time()
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        study.run("ltr-smoke", str(tmp_path / "r"), over, executor="local", progress=False)
+    assert not (tmp_path / "r").exists() and time.time() - t0 < 30
+
+
+def test_a_test_fold_without_a_relevant_document_is_refused(tmp_path):
+    root = _collection(tmp_path / "c", 1)
+    test = os.path.join(root, "Fold1", "test.txt")
+    lines = [("0" + line[1:]) for line in open(test)]
+    open(test, "w").writelines(lines)
+    with pytest.raises(ConfigError, match="no test query has a relevant document"):
+        study.run("ltr-paper", str(tmp_path / "r"), PAPER_SMALL + [f"data.root={root}"], executor="local", progress=False)
+    assert not (tmp_path / "r").exists()

@@ -1,6 +1,8 @@
 """The six facts of reference-code-facts.md §8, each pinned against an independent computation."""
 import copy
 
+import types
+
 import numpy as np
 import pytest
 import torch
@@ -215,11 +217,12 @@ def test_evaluate_uses_the_retain_batch_it_is_given():
                                                 ("finetune", "reference", None)])
 def test_the_engine_evaluates_unsir_retain_accuracy_on_its_noise_batch(monkeypatch, method, mode, expect):
     seen = []
-    monkeypatch.setattr(metrics, "evaluate", lambda m, s, md, b, rb=None: seen.append(rb) or {})
+    monkeypatch.setattr(metrics, "evaluate", lambda m, s, md, b, rb=None: seen.append(rb) or {"retain_acc": 90.0})
     fake = M.Method(lambda m, *a: m, "x", False, 1, {}, M.METHODS[method].reference_retain_batch)
     monkeypatch.setitem(M.METHODS, method, fake)
     job = {"method": method, "params": {"noise_batch": 32}, "unlearn_seed": 1, "eval": {"batch": 64}}
-    tasks.run_job(torch.nn.Linear(1, 1), None, job, M.Context(mode, {}, {}), torch.device("cpu"))
+    split = types.SimpleNamespace(num_classes=10)  # all the evaluation reads of it, with evaluate replaced
+    tasks.run_job(torch.nn.Linear(1, 1), split, job, M.Context(mode, {}, {}), torch.device("cpu"))
     assert seen == [expect]
 
 

@@ -3,9 +3,11 @@ import errno
 import json
 import multiprocessing as mp
 import os
+import re
 import shutil
 import stat
 
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -120,7 +122,7 @@ def test_notebook_parameters_are_checked_and_defaulted():
     p = notebook.parameters({"profile": "smoke", "run_dir": "r", "overrides": '{"mode": "corrected"}', "n_b": 5,
                              "In": [], "np": shutil}, "05_beyond")
     assert p.n_b == 5 and p.n_boot == 200
-    with pytest.raises(ConfigError, match="parameter n_boot must be an integer >= 10, got 3"):
+    with pytest.raises(ConfigError, match="parameter n_boot must be an integer >= 10 and <= 10000, got 3"):
         notebook.parameters({"n_boot": 3}, "05_beyond")
     with pytest.raises(ConfigError, match="parameter profile 'big' is unknown; allowed: classroom"):
         notebook.parameters({"profile": "big"}, "01_train")
@@ -364,3 +366,86 @@ def test_every_figure_notebook_checks_its_design():
     for nb in notebook.NEEDS:
         text = open(os.path.join(root, "notebooks", nb + ".ipynb")).read()
         assert f'notebook.require(' in text and f'\\"{nb}\\")' in text, nb
+
+
+# --- issue 29: bad input in every domain, one line each, nothing left behind ----------------------
+
+@pytest.mark.parametrize("profile,over,words", [
+    ("smoke", {"paper.I": "'2'"}, "paper.I must be an integer >= 1 and <= 1000, got \"'2'\" (a string)"),
+    ("smoke", ["paper.I='2'"], "got '2' (a string)"),
+    ("smoke", ["profile=classroom"], "the profile is chosen with --profile NAME"),
+    ("smoke", {"train.augment.crop_pad": 100000}, "train.augment.crop_pad must be an integer >= 0 and <= 64"),
+    ("smoke", {"method_params.unsir.noise_lr": 1e300}, "method_params.unsir.noise_lr must be a finite number > 0 and <= 1000000"),
+    ("smoke", {"ulira.methods": ["scrub"], "methods": ["original", "finetune"]},
+     "ulira.methods (scrub) names no method that methods lists"),
+    ("smoke", {"init_order.methods": ["ct"], "methods": ["original", "finetune"]},
+     "init_order.methods (ct) names no method that methods lists"),
+    ("lm-smoke", {"model.d": 4096, "model.layers": 64, "model.heads": 64},
+     "make a network of about 12,885 million parameters; this CPU analogue allows 50 million"),
+])
+def test_bad_profile_values_are_one_line_naming_the_field(profile, over, words):
+    with pytest.raises(ConfigError) as err:
+        profiles.load(profile, over)
+    assert words in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("nb,name,value", [("07_simulation", "n_seeds", 10**9), ("12_analyse", "run_dir", ""),
+                                          ("05_beyond", "n_boot", 10**9), ("07_simulation", "run_dir", "")])
+def test_notebook_sizes_and_empty_folders_are_refused(nb, name, value):
+    with pytest.raises(ConfigError, match=f"parameter {name} must be"):
+        notebook.parameters({name: value}, nb)
+
+
+def test_a_results_csv_that_is_a_folder_is_named(tmp_path, capsys):
+    (tmp_path / "r" / "results.csv").mkdir(parents=True)
+    code = main(["run", "--profile", "smoke", "--run-dir", str(tmp_path / "r"), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "results.csv exists and is not a file" in err and "\n" not in err
+
+
+def test_a_model_at_chance_is_collapsed_not_a_perfect_forgetter(tmp_path, capsys):
+    """Gradient ascent at lr 10^4 destroys the model (it predicts one class): its rows keep their
+    true metrics under the status 'collapsed: ...', the run's summary counts them, and no page reads them."""
+    from mu_core.images import metrics
+    assert metrics.collapsed(10.0, 10).startswith("collapsed: retain accuracy 10.0 % at chance (10.0 %)")
+    assert metrics.collapsed(12.5, 10) and metrics.collapsed(12.6, 10) is None and metrics.collapsed(32.0, 5) is None
+    d = str(tmp_path / "r")
+    code = main(["run", "--profile", "smoke", "--run-dir", d, "--no-progress", "--executor", "local", "--set",
+                 "designs=[grid]", "--set", "methods=[original, gradient_ascent]", "--set",
+                 "method_params.gradient_ascent.lr=10000"])
+    out, err = capsys.readouterr()
+    t = pd.read_csv(os.path.join(d, "results.csv"))
+    ga = t[t.method == "gradient_ascent"]
+    assert code == 0 and ga.status.str.startswith("collapsed: retain accuracy").all() and ga.forget_acc.notna().all()
+    assert f"{len(ga)} collapsed" in out and f"{len(ga)} row(s) collapsed" in err
+    manifest = json.load(open(os.path.join(d, "manifest.json")))
+    assert manifest["results"]["collapsed_by_method"] == {"gradient_ascent": len(ga)}
+    run = study.open_run(d)
+    assert set(run.table.method) == {"original"} and f"{len(ga)} row(s) collapsed to chance (left out)" in run.provenance
+
+
+def test_an_edited_or_damaged_results_table_is_refused_naming_the_rows(tmp_path):
+    d = str(tmp_path / "r")
+    study.run("smoke", d, {"designs": ["paper"], "methods": ["original", "finetune"]}, executor="local", progress=False)
+    path = os.path.join(d, "results.csv")
+    good = open(path).read()
+    t = pd.read_csv(path)
+    t.loc[3, "forget_acc"] = 99.5
+    t.to_csv(path, index=False)
+    r = t.loc[3]
+    with pytest.raises(ConfigError, match=re.escape(f"results.csv differs from the job files it was assembled from in 1 "
+                                                    f"row(s) ({r.method} s_t={r.train_seed} s_u={r.unlearn_seed}); rerun "
+                                                    f"python -m mu_core run --profile smoke")):
+        study.open_run(d)
+    for damaged in (b"", os.urandom(300), good[: len(good) // 2].encode()):
+        open(path, "wb").write(damaged)
+        with pytest.raises(ConfigError) as err:
+            study.open_run(d)
+        assert "results.csv" in str(err.value) and "rerun python -m mu_core run" in str(err.value)
+    open(path, "w").write(good)
+    assert len(study.open_run(d).table) == len(t)
+    for side in os.listdir(os.path.join(d, "models")):
+        if side.endswith(".json"):
+            open(os.path.join(d, "models", side), "w").write("{")
+    with pytest.raises(ConfigError, match="sidecars .* are missing or damaged"):
+        study.open_run(d)

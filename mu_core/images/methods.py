@@ -277,7 +277,9 @@ def lfssd(model, split, p, ctx, gen):
 
 # --- the method table: one record per method, read by validation, the engine, plots, notebooks --
 
-POS, INT1 = Num(0, lo_open=True), Num(1, 10**6, integer=True)  # counts and batches: bounded to fit a machine
+# rates, temperatures, constants: positive and at most 10^6 (a rate of 10^300 overflows the arithmetic
+# before any model could diverge); counts and batches: bounded to fit a machine
+POS, INT1 = Num(0, 10**6, lo_open=True), Num(1, 10**6, integer=True)
 SGD = {"epochs": INT1, "lr": POS, "momentum": Num(0, 1, hi_open=True), "weight_decay": Num(0), "batch": INT1}
 ADAM = {"epochs": INT1, "lr": POS, "batch": INT1}
 SSD_PARAMS = {"alpha": Num(0, lo_open=True, inf=True), "lambda": POS, "batch": INT1, "chunk": INT1}

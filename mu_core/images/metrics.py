@@ -12,8 +12,8 @@ from . import data as D
 
 ACCURACY_VERSION = 1  # bump when ``logits`` or ``accuracy`` change what they compute (they also
                       # select the reference's original models, so a bump retrains those)
-METRICS_VERSION = 3   # bump when evaluation changes what it computes (``evaluate``, the entropy MIA,
-                      # and ``tasks.evaluate_job``); 2, 3: the MIA's exact objective
+METRICS_VERSION = 4   # bump when evaluation changes what it computes (``evaluate``, the entropy MIA,
+                      # and ``tasks.evaluate_job``); 2, 3: the MIA's exact objective; 4: collapsed models
 
 
 @torch.no_grad()
@@ -102,6 +102,17 @@ def mia(ent_member: np.ndarray, ent_nonmember: np.ndarray, ent_target: np.ndarra
 
 
 NAMES = ("retain_acc", "forget_acc", "test_acc", "mia")
+COLLAPSE = 1.25  # a retain accuracy at most this many times chance (100 / classes) is a destroyed model
+
+
+def collapsed(retain_acc: float, num_classes: int) -> str | None:
+    """The status of a model destroyed by unlearning, or None: its retain accuracy is at chance
+    (at most ``COLLAPSE`` x 100 / classes). Its forget accuracy and MIA, near 0, are true
+    measurements of a model that predicts one class, not forgetting."""
+    chance = 100 / num_classes
+    if retain_acc <= COLLAPSE * chance:
+        return f"collapsed: retain accuracy {retain_acc:.1f} % at chance ({chance:.1f} %)"
+    return None
 
 
 class NonFinite(ValueError):

@@ -43,6 +43,7 @@ LM_VERSION = 2  # bump when the network, its training or the base model's data c
 METRICS = ["log10_forget_quality", "forget_quality", "model_utility", "forget_truth_ratio", "forget_rouge", "retain_rouge"]
 JOB_VERSIONS = {"eval": EV.EVAL_VERSION}  # a job's metrics: the evaluation's code beside its method's
 TARGET = re.compile(r"forget(\d\d)$")
+MAX_PARAMETERS = 50_000_000  # a network this CPU study trains from scratch: 400 times the classroom's
 # an optimisation recipe (``model.optimise``): the base model's, fine-tuning's and each unlearning method's
 RECIPE = {"epochs": Num(1, 10_000, integer=True), "lr": Num(0, lo_open=True), "batch": Num(1, 100_000, integer=True),
           "weight_decay": Num(0), "warmup_epochs": Num(0, 10_000, integer=True)}
@@ -97,6 +98,11 @@ def validate(prof: dict) -> None:
                     raise ConfigError(f"{field} facts/tofu: {err}") from None
     if prof["model"]["d"] % prof["model"]["heads"]:
         raise ConfigError(f"model.d ({prof['model']['d']}) must be a multiple of model.heads ({prof['model']['heads']})")
+    d, layers = prof["model"]["d"], prof["model"]["layers"]
+    size = 12 * layers * d * d  # attention (4 d^2) and the feed-forward block (8 d^2) per layer
+    if size > MAX_PARAMETERS:
+        raise ConfigError(f"model.d = {d} and model.layers = {layers} make a network of about {size / 1e6:,.0f} million "
+                          f"parameters; this CPU analogue allows {MAX_PARAMETERS / 1e6:.0f} million: lower model.d or model.layers")
     for m in prof["methods"]:
         if METHODS[m].params and m not in prof["method_params"]:
             raise ConfigError(f"method_params.{m} is missing; method {m} needs the fields {', '.join(METHODS[m].params)}")
@@ -231,8 +237,11 @@ def evaluate_job(m, info: dict, tspec: dict, job: dict) -> dict:
         return {"status": "failed: non-finite weights", **{k: None for k in METRICS}}
     data = load(tspec["base"]["data"], tspec["target"])
     oracle = (np.asarray(info["oracle_nll_paraphrase"]), np.asarray(info["oracle_nll_perturbed"]))
-    return {"status": "ok", **EV.evaluate(m, eval_sets(data, job["eval"]["entities"]), oracle, data["index"],
-                                          data["vocab"], job["eval"]["max_new"], job["mode"])}
+    try:
+        return {"status": "ok", **EV.evaluate(m, eval_sets(data, job["eval"]["entities"]), oracle, data["index"],
+                                              data["vocab"], job["eval"]["max_new"], job["mode"])}
+    except EV.NonFinite as err:  # finite weights, but outputs that overflow: diverged all the same
+        return {"status": f"failed: {err}", **{k: None for k in METRICS}}
 
 
 def run_job(model, info: dict, base, tspec: dict, job: dict) -> dict:

@@ -20,13 +20,21 @@ EVAL_VERSION = 2  # bump when what an evaluation computes changes: stored result
                   # epsilons in reference mode (``metrics.EPS``)
 
 
+class NonFinite(ValueError):
+    """A model whose answer NLLs hold NaN or infinity (it diverged): none of its metrics means anything."""
+
+
 def _mean_nll(model, questions, answers, index, batch=256):
     out = []
     with torch.no_grad():
         for i in range(0, len(questions), batch):
             pairs = [LM.encode(q, a, index) for q, a in zip(questions[i:i + batch], answers[i:i + batch])]
             out.append(LM.mean_answer_nll(model, *LM.collate(pairs)))
-    return torch.cat(out).numpy().astype(float)
+    nll = torch.cat(out).numpy().astype(float)
+    bad = int((~np.isfinite(nll)).sum())
+    if bad:
+        raise NonFinite(f"non-finite answer NLLs on {bad} of {len(nll)} answers")
+    return nll
 
 
 def greedy(model, questions: list[str], index: dict, vocab: list[str], max_new: int) -> list[str]:

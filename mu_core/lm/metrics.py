@@ -24,11 +24,11 @@ def answer_prob(mean_nll) -> np.ndarray:
     return np.exp(-np.asarray(mean_nll, float))
 
 
-# quirk (reference): OpenUnlearning adds 1e-10 to the correct answer's probability in the truth ratio,
-# to the truth ratio inside 1/TR of the forget aggregate, and to the normalised probability's
-# denominator. It matters only where an answer's probability is near 1e-10 (about 23 nats per
-# token), which unlearning that destroys an answer reaches: there the ratio saturates. corrected
-# computes the ratios from the NLLs directly (their logarithms), without it.
+#: quirk (reference): OpenUnlearning adds 1e-10 to the correct answer's probability in the truth
+#: ratio, to the truth ratio inside 1/TR of the forget aggregate, and to the normalised probability's
+#: denominator. It matters only where an answer's probability is near 1e-10 (about 23 nats per
+#: token), which unlearning that destroys an answer reaches: there the ratio saturates. corrected
+#: computes the ratios from the NLLs directly (their logarithms), without it.
 EPS = 1e-10
 
 

@@ -19,13 +19,14 @@ import numpy as np
 from ..errors import ConfigError
 
 MQ2007_FEATURES = 46
+MAX_GRADE = 4  # the click models know grades 0..2 and 0..4 (``fpdgd.CLICK_MODELS_5``)
 FOLD_FILES = ("train.txt", "test.txt")  # the reference reads these two, never vali.txt
 
 
 @dataclass(frozen=True)
 class Query:
     qid: str
-    labels: np.ndarray   # int, 0/1/2 for MQ2007
+    labels: np.ndarray   # int, 0/1/2 for MQ2007, 0..4 for MQ2008 and MSLR
     x: np.ndarray        # documents x features, float64
 
 
@@ -48,7 +49,7 @@ def parse_letor(path: str, n_features: int = MQ2007_FEATURES) -> list[Query]:
         if qid is not None:
             queries.append(Query(qid, np.array(labels, dtype=np.int64), np.array(rows, dtype=np.float64)))
 
-    with open(path) as f:
+    with open(path, encoding="utf-8", errors="replace") as f:  # a stray byte in a comment is no reason to stop
         for line_no, line in enumerate(f, 1):
             cols = line.split()
             if not cols:
@@ -59,6 +60,9 @@ def parse_letor(path: str, n_features: int = MQ2007_FEATURES) -> list[Query]:
                 raise _bad(path, line_no, f"the label {cols[0]!r} is not a number") from None
             if not (math.isfinite(label) and label == int(label) and label >= 0):
                 raise _bad(path, line_no, f"the label {cols[0]!r} is not a non-negative whole number")
+            if label > MAX_GRADE:
+                raise _bad(path, line_no, f"the label {cols[0]} is above {MAX_GRADE}: relevance grades are 0..2 "
+                                          f"(MQ2007) or 0..4 (MQ2008, MSLR), for which the click models are defined")
             if len(cols) < 2 or not cols[1].startswith("qid:") or len(cols[1]) == 4:
                 raise _bad(path, line_no, "the second field must be qid:<id>")
             q = cols[1][4:]

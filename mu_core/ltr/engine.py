@@ -9,6 +9,7 @@ on its scenario and click model, so each (setting, target) trains its own ranker
 from __future__ import annotations
 
 import functools
+import os
 import tempfile
 import time
 
@@ -102,9 +103,63 @@ def load(data_cfg: dict) -> dict:
                  data_cfg.get("fold"))
 
 
+# a run must fit one machine: the clients' stored weights (clients x rounds x features floats per
+# ranker) and the interactions it simulates
+MAX_HISTORY = 5_000_000      # clients x rounds per ranker: 1.8 GB of stored weights at 46 features
+MAX_INTERACTIONS = 2 * 10**9  # training and unlearning interactions of the whole plan
+
+
+def check(prof: dict, n_rankers: int, n_jobs: int) -> None:
+    """What the profile's data and size allow, checked before the run claims its folder: a test
+    split with a relevant document, as many training queries as clients, a plan that fits."""
+    data = load(prof["data"])
+    where = "the synthetic collection" if prof["data"]["source"] == "synthetic" else \
+        os.path.join(str(prof["data"].get("root")), f"Fold{prof['data'].get('fold') or 1}")
+    if not any((q.labels > 0).any() for q in data["test"]):
+        raise ConfigError(f"{where}: no test query has a relevant document (a label above 0), so nDCG@10 is "
+                          f"undefined on it; use a test file with graded relevance")
+    t = prof["train"]
+    if t["n_clients"] > len(data["train"]):
+        raise ConfigError(f"train.n_clients ({t['n_clients']}) is more than the {len(data['train'])} training queries "
+                          f"of {where}: every client needs a query; lower train.n_clients or use more queries")
+    per = t["rounds"] * t["n_clients"]
+    if per > MAX_HISTORY:
+        raise ConfigError(f"train.rounds x train.n_clients = {per:,} is more than the {MAX_HISTORY:,} a ranker's stored "
+                          f"history may hold ({per * data['train'][0].x.shape[1] * 8 / 1e9:,.0f} GB); lower one of them")
+    total = (n_rankers + n_jobs) * per * t["interactions"]
+    if total > MAX_INTERACTIONS:
+        raise ConfigError(f"the plan simulates about {total:,} interactions ({n_rankers} rankers and {n_jobs} unlearning "
+                          f"jobs of {t['rounds']} rounds x {t['n_clients']} clients x {t['interactions']} interactions), "
+                          f"more than the {MAX_INTERACTIONS:,} one run may hold; lower train.rounds, train.n_clients or "
+                          f"the seeds")
+
+
+@functools.lru_cache(maxsize=8)
+def _files_digest(root: str, fold: int, stamp: tuple) -> str:
+    import hashlib
+    h = hashlib.sha256()
+    for name in L.FOLD_FILES:
+        with open(os.path.join(root, f"Fold{fold}", name), "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:20]
+
+
+def files_digest(data_cfg: dict) -> str | None:
+    """The checksum of a real collection's fold files (None for the synthetic one, which its seed
+    fixes): a ranker's key holds what it was trained on, not where the files lie."""
+    if data_cfg["source"] == "synthetic":
+        return None
+    root, fold = data_cfg.get("root"), data_cfg.get("fold") or 1
+    paths = [os.path.join(root, f"Fold{fold}", n) for n in L.FOLD_FILES]
+    return _files_digest(root, fold, tuple((os.path.getsize(p), os.stat(p).st_mtime_ns) for p in paths))
+
+
 def train_spec(prof: dict, row: dict) -> dict:
     """Everything that determines one trained ranker (its key covers them)."""
-    data = {k: v for k, v in prof["data"].items() if k != "root"}  # where MQ2007 lives changes nothing
+    data = {k: v for k, v in prof["data"].items() if k != "root"}  # where MQ2007 lives changes nothing ...
+    if files_digest(prof["data"]):
+        data["files"] = files_digest(prof["data"])  # ... what its files hold does
     return dict(domain="ltr", data=data, dataset=row["dataset"], scenario=row["setting"], click_model=row["target"],
                 train=prof["train"], train_seed=row["train_seed"],
                 versions={"ltr": LTR_VERSION, "data": DATA_VERSION})
@@ -133,7 +188,8 @@ def _restore(state, info, data):
         bits = np.random.PCG64(0)  # replaced at once by the state training left (no draw happens here)
         bits.state = c["rng"]
         rng = np.random.Generator(bits)
-        clients.append(F.Client([by_qid[q] for q in c["queries"]], c["click_model"], c["malicious"], rng, cursor))
+        clients.append(F.Client([by_qid[q] for q in c["queries"]], c["click_model"], c["malicious"], rng, cursor,
+                                F.grades(data["train"])))
     return {"w": state["w"].numpy(), "history": state["history"].numpy(), "sent": state["sent"].numpy(),
             "clients": clients}
 

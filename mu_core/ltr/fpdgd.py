@@ -27,6 +27,19 @@ CLICK_MODELS = {
     "informational": ((0.4, 0.7, 0.9), (0.1, 0.3, 0.5)),
     "poison": ((1.0, 0.5, 0.0), (0.0, 0.0, 0.0)),  # the data-poisoning clients' clicks
 }
+# the same for five grades, 0..4 (MQ2008, MSLR; facts A2)
+CLICK_MODELS_5 = {
+    "perfect": ((0.0, 0.2, 0.4, 0.8, 1.0), (0.0, 0.0, 0.0, 0.0, 0.0)),
+    "navigational": ((0.05, 0.3, 0.5, 0.7, 0.95), (0.2, 0.3, 0.5, 0.7, 0.9)),
+    "informational": ((0.4, 0.6, 0.7, 0.8, 0.9), (0.1, 0.2, 0.3, 0.4, 0.5)),
+    "poison": ((1.0, 0.8, 0.6, 0.2, 0.0), (0.0, 0.0, 0.0, 0.0, 0.0)),
+}
+MAX_GRADE = 4
+
+
+def grades(queries) -> int:
+    """The click models' grade count for a collection: 3 (labels 0..2, MQ2007) or 5 (0..4)."""
+    return 5 if max(int(q.labels.max()) for q in queries) > 2 else 3
 SCENARIOS = ("clean", "data_poison", "model_poison")
 K = 10  # displayed ranking length and nDCG cut-off
 
@@ -44,10 +57,11 @@ def plackett_luce(scores: np.ndarray, k: int, rng: np.random.Generator) -> np.nd
     return np.argsort(-g, kind="stable")[:min(k, len(scores))]
 
 
-def clicks(labels: np.ndarray, model: str, rng: np.random.Generator) -> np.ndarray:
+def clicks(labels: np.ndarray, model: str, rng: np.random.Generator, n_grades: int = 3) -> np.ndarray:
     """Cascade clicks on a displayed list with relevance ``labels`` (facts A2): at each examined
-    position draw u1 then u2; click when u1 < P_click, stop when clicked and u2 < P_stop."""
-    p_click, p_stop = CLICK_MODELS[model]
+    position draw u1 then u2; click when u1 < P_click, stop when clicked and u2 < P_stop
+    (``n_grades`` 5: the five-grade probabilities)."""
+    p_click, p_stop = (CLICK_MODELS_5 if n_grades == 5 else CLICK_MODELS)[model]
     out = np.zeros(len(labels), dtype=np.int64)
     for i, rel in enumerate(labels):
         u1, u2 = rng.random(2)
@@ -148,6 +162,7 @@ class Client:
     malicious: bool        # model poisoning: its gradients are corrupted
     rng: np.random.Generator  # its clicks
     cursor: int = 0        # the next query, cyclic, persisting across rounds
+    n_grades: int = 3      # the click models' grades: 5 for a collection with labels above 2
 
 
 def partition(n_queries: int, n_clients: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -167,7 +182,7 @@ def make_clients(train, spec: dict, s_t: int, rng: np.random.Generator) -> list[
         bad = i < spec["n_forget"]
         model = "poison" if bad and spec["scenario"] == "data_poison" else spec["click_model"]
         out.append(Client([train[j] for j in idx], model, bad and spec["scenario"] == "model_poison",
-                          np.random.default_rng([s_t, i])))
+                          np.random.default_rng([s_t, i]), n_grades=grades(train)))
     return out
 
 
@@ -183,7 +198,7 @@ def local_update(w: np.ndarray, client: Client, n: int, lr: float, rng: np.rando
         client.cursor += 1
         scores = q.x @ w
         ranking = plackett_luce(scores, K, rng)
-        c = clicks(q.labels[ranking], client.click_model, client.rng)
+        c = clicks(q.labels[ranking], client.click_model, client.rng, client.n_grades)
         g = pdgd_gradient(q.x, scores, ranking, c)
         if client.malicious:
             gamma = rng.uniform(poison[1], poison[2])

@@ -122,7 +122,7 @@ def pga(trained, data, spec, p, mode, gen):
             local = w.copy()
             for _ in range(spec["interactions"]):
                 q = train_q[int(cl.rng.integers(len(train_q)))]
-                ask = F.Client([q], cl.click_model, cl.malicious, cl.rng)
+                ask = F.Client([q], cl.click_model, cl.malicious, cl.rng, n_grades=cl.n_grades)
                 local = F.local_update(local, ask, 1, spec["lr"], gen, sign=-1.0, poison=(1.0, 0.0, 1.0))
                 if mode == "corrected":
                     local = _project(local, *ball)
