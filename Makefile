@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PROFILE ?= classroom
 RUN_DIR ?= runs/$(PROFILE)
 EXECUTED ?= book/executed
-NOTEBOOKS := 01_train 02_unlearn 03_figure1 04_figure2 05_beyond 06_modes 07_simulation 08_claims 10_deepunlearn 09_ltr 11_lm 12_analyse
+NOTEBOOKS := 01_train 02_unlearn 03_figure1 04_figure2 05_beyond 06_modes 07_simulation 08_claims 09_deepunlearn 10_ltr 11_lm 12_analyse
 MATHJAX := book/_extra/mathjax
 
 .PHONY: book test test-fast notebooks paper bench bench-floor bench-gpu portability clean chromium

@@ -63,7 +63,7 @@ PARAMETERS = {
     "06_modes": {**RUN, **EXEC,
                  "corrected_run_dir": (lambda: Text(optional=True), None, "None: run_dir + '-corrected'"),
                  "n_targets": REAL(1, 1, "targets per setting rerun in corrected mode", integer=True)},
-    "09_ltr": {**RUN, **EXEC,
+    "10_ltr": {**RUN, **EXEC,
                "ltr_run_dir": (lambda: Text(optional=True), None, "the learning-to-rank run folder; None: run_dir + '-ltr'")},
     "11_lm": {**RUN, **EXEC,
               "lm_run_dir": (lambda: Text(optional=True), None, "the language-model run folder; None: run_dir + '-lm'")},
@@ -75,7 +75,7 @@ PARAMETERS = {
                    "profile": (lambda: Text(), "none", "unused: the page reads a table, not a run"),
                    "run_dir": (lambda: Text(nonempty=True), "runs/analyse", "the outputs go to run_dir + '-analyse'"),
                    "overrides": (Overrides, {}, "unused")},
-    "10_deepunlearn": {**RUN, "n_boot": REAL(10, 200, "bootstrap resamples of training seeds", integer=True, hi=10_000)},
+    "09_deepunlearn": {**RUN, "n_boot": REAL(10, 200, "bootstrap resamples of training seeds", integer=True, hi=10_000)},
     "07_simulation": {"sigma_b": REAL(0, 3.0, "spread of the per-seed means (points)"),
                       "sigma_w": REAL(0, 1.5, "typical spread across unlearning seeds (points)"),
                       "tau": REAL(0, 0.8, "how much that spread differs between training seeds"),
@@ -125,7 +125,7 @@ FOLDERS = ("run_dir", "corrected_run_dir", "ltr_run_dir", "lm_run_dir")
 
 # The design each figure notebook draws, and the least I and J it can draw it from.
 NEEDS = {"02_unlearn": "paper", "03_figure1": "paper", "04_figure2": "paper", "08_claims": "paper",
-         "06_modes": "paper", "05_beyond": "grid", "09_ltr": "paper", "10_deepunlearn": "grid",
+         "06_modes": "paper", "05_beyond": "grid", "10_ltr": "paper", "09_deepunlearn": "grid",
          "11_lm": "paper"}
 
 

@@ -178,7 +178,7 @@ document.getElementById('f').addEventListener('load', function () {
 </script></body></html>"""
 
 
-FIGURE_PAGES = ["02_unlearn", "03_figure1", "04_figure2", "05_beyond", "06_modes", "08_claims", "09_ltr", "10_deepunlearn", "11_lm"]
+FIGURE_PAGES = ["02_unlearn", "03_figure1", "04_figure2", "05_beyond", "06_modes", "08_claims", "10_ltr", "09_deepunlearn", "11_lm"]
 
 
 @pytest.mark.parametrize("page,needs_math,min_images", [("book/derivation.html", True, 0)] + [

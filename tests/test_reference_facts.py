@@ -1,6 +1,5 @@
 """The six facts of reference-code-facts.md §8, each pinned against an independent computation."""
 import copy
-
 import types
 
 import numpy as np
