@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit, logsumexp
+from scipy.special import expit
 
 # P(click | relevance 0, 1, 2) and P(stop after a click | relevance), MQ2007 (facts A2)
 CLICK_MODELS = {
@@ -81,10 +81,11 @@ def pdgd_gradient(x: np.ndarray, scores: np.ndarray, ranking: np.ndarray, c: np.
     between them with denominators over all the query's documents. Clicked documents get
     +sum_n w_pn, negatives -sum_p w_pn; the gradient is sum_d weight_d x_d.
 
-    Every denominator is a log-sum-exp over the documents it sums, shifted by their own maximum (as
-    the reference sums the remaining documents at each position): no difference of large sums,
-    which lost every digit once the scores spread over about 40 (``tests/test_ltr.py`` checks a
-    range of 60 against a 60-digit computation).
+    Every denominator adds the documents it sums, shifted by the query's highest score, and never
+    removes documents from a larger sum (as the reference sums the remaining documents at each
+    position): a difference of sums lost every digit once the scores spread over about 40
+    (``tests/test_ltr.py`` checks a range of 60 against a 60-digit computation). A spread beyond
+    about 700 would underflow the smallest terms to 0, no worse than the reference.
     """
     grad = np.zeros(x.shape[1])
     if not c.any():
@@ -97,28 +98,28 @@ def pdgd_gradient(x: np.ndarray, scores: np.ndarray, ranking: np.ndarray, c: np.
     if len(pos) == 0 or len(neg) == 0:
         return grad
     s = scores - scores.max()
-    # placed[i, d]: document d is shown before position i; log_denom[i] = log sum over the rest
-    placed = np.zeros((k, len(s)), dtype=bool)
-    for i in range(1, k):
-        placed[i] = placed[i - 1]
-        placed[i, ranking[i - 1]] = True
-    log_denom = logsumexp(np.where(placed, -np.inf, s), axis=1)
-    # ... and without the document shown at position h (h >= i): [i, h]
-    without = np.repeat(placed[:, None, :], k, axis=1)
-    without[:, np.arange(k), ranking] = True
-    log_without = logsumexp(np.where(without, -np.inf, s), axis=2)
+    e = np.exp(s)
+    shown = e[ranking]
+    unshown = np.ones(len(e), dtype=bool)
+    unshown[ranking] = False
+    rest = e[unshown].sum()  # the documents never shown: in every remaining set
+    # span[i, j] = the sum over the documents shown at positions i .. j-1 (0 when empty): sums of
+    # positive terms only, each term at most 1
+    span = np.zeros((k + 1, k + 1))
+    span[:k, 1:] = np.cumsum(np.triu(np.broadcast_to(shown, (k, k))), axis=1)
     a, b = s[ranking[pos]][:, None], s[ranking[neg]][None, :]
     pair = np.exp(-np.abs(a - b)) / (1.0 + np.exp(-np.abs(a - b))) ** 2  # sigma(a - b) sigma(b - a)
     lo, hi = np.minimum(pos[:, None], neg[None, :]), np.maximum(pos[:, None], neg[None, :])
-    # P(R) and P(R*) share their numerators (the same documents); at positions lo+1 .. hi R* has
-    # placed the document at hi before them instead of the one at lo: its denominator sums the
-    # remaining documents without the one at hi and with the one at lo
+    # P(R) and P(R*) share their numerators (the same documents); at a position i in lo+1 .. hi, R*
+    # has placed the document at hi before i instead of the one at lo: its denominator sums the
+    # documents at positions i .. k-1 but hi, the one at lo, and the unshown ones
     log_ratio = np.zeros(pair.shape)  # log P(R) / P(R*)
-    for i in range(1, k):
+    tail = span[hi + 1, k] + rest + shown[lo]  # the part of R*'s denominators that does not move with i
+    for i in range(1, int(hi.max()) + 1):
         inside = (lo < i) & (i <= hi)
         if inside.any():
-            swapped = np.logaddexp(log_without[i, hi], s[ranking[lo]])
-            log_ratio += np.where(inside, swapped - log_denom[i], 0.0)
+            swapped = np.where(inside, span[i, hi] + tail, 1.0)
+            log_ratio += np.where(inside, np.log(swapped) - np.log(span[i, k] + rest), 0.0)
     w_pn = pair * expit(-log_ratio)  # pair weight times rho = P(R*) / (P(R) + P(R*))
     weight = np.zeros(len(scores))
     np.add.at(weight, ranking[pos], w_pn.sum(1))
