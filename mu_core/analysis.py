@@ -148,15 +148,20 @@ def median_gain(budget: pd.DataFrame) -> float:
 
 
 def budget_sentence(budget: pd.DataFrame) -> str:
-    """What the best splits say, from the table: how the best I and J compare with the grid's."""
+    """What the best splits say, from the table: how the best I and J of the stochastic methods
+    compare with the grid's; a deterministic method's J = 1 is forced, not found, and said apart."""
     b = budget.dropna(subset=["I_best", "J_best"])
+    det = b[b.method.isin(DETERMINISTIC)]
+    b = b[~b.method.isin(DETERMINISTIC)]
+    forced = (f"; for the deterministic methods ({', '.join(sorted({label(m) for m in det.method}))}) J = 1 by "
+              f"construction, every run a new training seed" if len(det) else "")
     if b.empty:
-        return "no method varies, so no split of the budget is better than another"
+        return "no stochastic method varies, so no split of the budget is better than another" + forced
     grid_j = b.grid.str.split(" x ").str[1].astype(int)
     fewer = int((b.J_best < grid_j).sum())
-    return (f"in {fewer} of {len(b)} method-target cases the best split uses fewer unlearning seeds per "
-            f"training seed than the grid's {int(grid_j.median())} (median best split: "
-            f"{b.I_best.median():.0f} training seeds x {b.J_best.median():.0f} unlearning seeds)")
+    return (f"for the stochastic methods, in {fewer} of {len(b)} method-target cases the best split uses fewer "
+            f"unlearning seeds per training seed than the grid's {int(grid_j.median())} (median best split: "
+            f"{b.I_best.median():.1f} training seeds x {b.J_best.median():.1f} unlearning seeds)" + forced)
 
 
 def components_summary(comp: pd.DataFrame, metric: str = "forget_acc") -> dict:
@@ -258,10 +263,12 @@ def trio_sentence(flips: pd.DataFrame) -> str:
     parts = []
     for pair, g in flips.groupby("pair", sort=False):
         name = " and ".join(label(m) for m in pair.split(" vs "))
-        hit = g[g.p_flip > 0]
-        parts.append(f"{name} flip on {len(hit)} of {len(g)} targets"
+        ranked = g.dropna(subset=["p_flip"])  # a tie (equal means) has no order to flip
+        hit = ranked[ranked.p_flip > 0]
+        ties = len(g) - len(ranked)
+        parts.append(f"{name} flip on {len(hit)} of {len(ranked)} target{'s' * (len(ranked) != 1)} where they differ"
                      + (f" (at most with probability {hit.p_flip.max():.2f}, {hit.loc[hit.p_flip.idxmax(), 'setting']})"
-                        if len(hit) else ""))
+                        if len(hit) else "") + (f"; they tie on {ties}" if ties else ""))
     return "; ".join(parts)
 
 
@@ -322,14 +329,17 @@ RULES = {
     "deterministic": "not measured by the run: the engine runs SSD and LFSSD once per original model and records that "
                      "result for every unlearning seed; tests/test_methods.py::test_ssd_and_lfssd_are_deterministic runs "
                      "each with two different unlearning generators and compares the models bit for bit",
-    "vary": "holds when every SSD/LFSSD target and metric has a range over protocol B's training seeds above 0.05 "
-            "points; partly when some do",
-    "w2": f"holds when SSD or LFSSD has the largest median W2(A, B) and it stands out: at least {NOISE_RATIO:g} times "
-          f"that method's B-versus-B noise (measured on the grid design) and at least {W2_FLOOR:g} point; partly when "
-          f"one of them is second and stands out; 'within noise' when the largest does not stand out",
+    "vary": "holds when, in every target and metric, SSD's and LFSSD's standard deviation over protocol B's training "
+            "seeds is at least the spread a single seed's unlearning runs show: the median standard deviation over "
+            "protocol A's unlearning seeds of the paper's stochastic methods; partly when in some",
+    "w2": f"every method's median W2(A, B) is tested against its own B-versus-B noise (measured on the grid design): "
+          f"it stands out at {NOISE_RATIO:g} times that noise or more, and at least {W2_FLOOR:g} point (unrounded "
+          f"values). Holds when SSD or LFSSD has the largest median and stands out; partly when one of them stands "
+          f"out but another method is larger; does not hold when only other methods stand out; within noise when "
+          f"none does",
     "overstate": f"per stochastic case, a test of the largest V_A(s) against V_B with no training-seed effect "
                  f"(stats.overstate_p); holds when the smallest p-value is below {ALPHA:g} divided by the number of "
-                 f"cases (Bonferroni)",
+                 f"cases (Bonferroni); otherwise not detected (an absence of evidence, not evidence of absence)",
     "sigma_b": "holds when the lower end of the bootstrap interval of sigma_b^2 (training seeds resampled) is above "
                "0 in every case; partly when in some",
 }
@@ -352,15 +362,24 @@ def claims(table: pd.DataFrame, n_boot: int = 200) -> pd.DataFrame:
         det = sel[sel.method.isin(["ssd", "lfssd"]) & (sel.protocol == "B")]
         if det.empty:
             continue
-        b = det.groupby(["method", "target"])[["retain_acc", "forget_acc"]].agg(lambda v: v.max() - v.min())
-        moving = b.gt(0.05)
+        sd_b = det.groupby(["method", "target"])[["retain_acc", "forget_acc"]].std()
+        sto = sel[~sel.method.isin(DETERMINISTIC + UNRANKED) & (sel.protocol == "A")]
+        noise = sto.groupby(["method", "target"])[["retain_acc", "forget_acc"]].std().median()  # per metric
+        claim = "...yet they vary across training seeds (protocol B) as much as a single seed's unlearning runs do"
+        if sto.empty or noise.isna().all():
+            add(claim, key, "not tested", "no stochastic method with several unlearning seeds under A to measure "
+                                          "the unlearning-seed spread", "vary")
+            continue
+        moving = sd_b.ge(noise, axis=1)
         frac = float(moving.to_numpy().mean())
-        still = [f"{METHODS[m].label} {metric.replace('_acc', '')}" for metric in b.columns
-                 for m in sorted(set(b.index.get_level_values(0))) if not moving[metric].xs(m, level="method").any()]
-        add("...yet they vary across training seeds (protocol B)", key,
-            "holds" if frac == 1 else ("partly" if frac > 0 else "does not hold"),
-            f"median range under B: retain {b.retain_acc.median():.1f}, forget {b.forget_acc.median():.1f} points"
-            + (f"; no spread at all for {', '.join(still)}" if still else ""), "vary")
+        still = [f"{METHODS[m].label} {metric.replace('_acc', '')}" for metric in sd_b.columns
+                 for m in sorted(set(sd_b.index.get_level_values(0))) if not moving[metric].xs(m, level="method").any()]
+        add(claim, key, "holds" if frac == 1 else ("partly" if frac > 0 else "does not hold"),
+            f"median SD over B's training seeds: retain {sd_b.retain_acc.median():.2f}, forget "
+            f"{sd_b.forget_acc.median():.2f} points, against the stochastic methods' SD over A's unlearning seeds: "
+            f"retain {noise.retain_acc:.2f}, forget {noise.forget_acc:.2f}; in {int(moving.to_numpy().sum())} of "
+            f"{moving.size} target-metric cases" + (f"; below it everywhere for {', '.join(still)}" if still else ""),
+            "vary")
     w2 = stats.paper_w2(table)
     w2 = w2[~w2.method.isin(UNRANKED)]
     noise = b_noise(table)  # empty without a grid design
@@ -372,21 +391,30 @@ def claims(table: pd.DataFrame, n_boot: int = 200) -> pd.DataFrame:
             med = d.groupby("method").w2.median().sort_values(ascending=False)
             nz = noise[(noise.dataset + "/" + noise.setting == key) & (noise.metric == metric)].set_index("method").w2
             floor = lambda m: float(nz.get(m, 0.0))  # noqa: E731 - no grid: the absolute floor alone
-            out_ = {m: bool(stands_out(med[m], floor(m))) for m in med.index}
-            top, second = med.index[0], (med.index[1] if len(med) > 1 else None)
-            if not out_[top]:
+            out_ = {m: bool(stands_out(med[m], floor(m))) for m in med.index}  # every method, unrounded
+            top = med.index[0]
+            det_out = [m for m in ("ssd", "lfssd") if out_.get(m)]
+            if not any(out_.values()):
                 verdict = "within noise"
-            elif top in ("ssd", "lfssd"):
+            elif top in det_out:
                 verdict = "holds"
-            elif second in ("ssd", "lfssd") and out_[second]:
+            elif det_out:
                 verdict = "partly"
             else:
                 verdict = "does not hold"
-            noise_text = (f"; B-vs-B noise {METHODS[top].label} {floor(top):.2f}" if top in nz.index
-                          else "; no B-vs-B noise (no grid design for this setting)")
+
+            def said(m):
+                if m not in nz.index:
+                    return f"{METHODS[m].label} {med[m]:.2f}"
+                ratio = med[m] / floor(m) if floor(m) > 0 else float("inf")
+                return f"{METHODS[m].label} {med[m]:.2f} = {ratio:.3g} x its noise {floor(m):.2f}"
+            shown = list(dict.fromkeys([top, *[m for m in ("ssd", "lfssd") if m in med.index],
+                                        *[m for m in med.index if out_[m]]]))
+            stand = [METHODS[m].label for m in med.index if out_[m]]
             add(f"SSD and LFSSD have the largest W2(A, B) ({metric.replace('_acc', '')} set)", key, verdict,
-                f"largest median: {METHODS[top].label} {med.iloc[0]:.2f}; SSD {med.get('ssd', float('nan')):.2f}, "
-                f"LFSSD {med.get('lfssd', float('nan')):.2f} points" + noise_text, "w2")
+                f"median W2 in points: {'; '.join(said(m) for m in shown)}; standing out: "
+                f"{', '.join(stand) if stand else 'none'}" + ("" if len(nz) else " (no B-vs-B noise: no grid design "
+                                                                                   "for this setting)"), "w2")
     comp = components_with_ci(table, n_boot=n_boot) if not stats.select(table, "grid").empty else pd.DataFrame()
     claim_o = "A can overstate the variance: V_A(s) > V_B for some training seed s, beyond sampling"
     claim_b = "On average A understates it: σ_b² = var E(Z|S) > 0"
@@ -395,7 +423,7 @@ def claims(table: pd.DataFrame, n_boot: int = 200) -> pd.DataFrame:
         add(claim_b, "grid design", "not tested", "no grid design in this run", "sigma_b")
         return pd.DataFrame(out)
     o = overstatements(comp)
-    add(claim_o, "grid design", "not tested" if not o["of"] else ("holds" if o["min_p"] < ALPHA / o["of"] else "does not hold"),
+    add(claim_o, "grid design", "not tested" if not o["of"] else ("holds" if o["min_p"] < ALPHA / o["of"] else "not detected"),
         f"p < {ALPHA:g} in {o['text']}; smallest p {o['min_p']:.4f} against {ALPHA / max(o['of'], 1):.4f}", "overstate")
     pos = int((comp.sigma_b2_lo > 0).sum())
     add(claim_b, "grid design", "holds" if pos == len(comp) else ("partly" if pos else "does not hold"),
@@ -405,12 +433,14 @@ def claims(table: pd.DataFrame, n_boot: int = 200) -> pd.DataFrame:
 
 
 def claims_summary(claims: pd.DataFrame) -> str:
-    """One sentence: how many of the measured verdicts hold (verdicts by construction, or not
-    tested, are not measurements and are counted apart)."""
+    """One sentence: how many of the measured verdicts hold, and what the others are (verdicts by
+    construction, or not tested, are not measurements and are counted apart)."""
     measured = claims[~claims.verdict.isin(["by construction", "not tested"])]
+    counts = measured.verdict.value_counts()
+    rest = [f"{n} {v}" for v, n in counts.items() if v != "holds"]
     apart = [f"{n} {v}" for v, n in claims.verdict.value_counts().items() if v in ("by construction", "not tested")]
-    return (f"{int((measured.verdict == 'holds').sum())} of the {len(measured)} verdicts this run measured hold"
-            + (f" ({', '.join(apart)})" if apart else ""))
+    return (f"{int(counts.get('holds', 0))} of the {len(measured)} verdicts this run measured hold"
+            + (f" ({', '.join(rest)})" if rest else "") + (f"; apart from these, {', '.join(apart)}" if apart else ""))
 
 
 def complete_forgetting(table: pd.DataFrame) -> str:
