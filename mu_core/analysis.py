@@ -35,16 +35,45 @@ def grid_keys(table: pd.DataFrame) -> list[tuple[str, str]]:
     return sorted(set(zip(g.dataset + "/" + g.setting, g.target.astype(str))))
 
 
-def components_with_ci(table: pd.DataFrame, n_boot: int = 200, seed: int = 0) -> pd.DataFrame:
-    """``stats.components_table`` plus a bootstrap interval of sigma_b^2 (resampling training seeds)."""
-    comp = stats.components_table(table)
-    lo, hi = [], []
+def components_with_ci(table: pd.DataFrame, n_boot: int = 200, seed: int = 0,
+                       metrics=("retain_acc", "forget_acc")) -> pd.DataFrame:
+    """``stats.components_table`` plus bootstrap intervals of sigma_b^2 and sigma_w^2 (resampling
+    training seeds; the ICC's exact interval is ``stats.icc``'s)."""
+    comp = stats.components_table(table, metrics=metrics)
+    ci = {"b": [], "w": []}
     for r in comp.itertuples():
         Z = stats.grid_matrix(table, r.method, f"{r.dataset}/{r.setting}", r.target, r.metric)
-        ci = stats.bootstrap(Z, lambda z: stats.anova(z)["sigma_b2"], n_boot=n_boot, seed=seed)
-        lo.append(ci["lo"])
-        hi.append(ci["hi"])
-    return comp.assign(sigma_b2_lo=lo, sigma_b2_hi=hi)
+        for part in ci:
+            ci[part].append(stats.bootstrap(Z, lambda z, p=part: stats.anova(z)[f"sigma_{p}2"], n_boot=n_boot, seed=seed))
+    return comp.assign(**{f"sigma_{p}2_{end}": [c[end] for c in ci[p]] for p in ci for end in ("lo", "hi")})
+
+
+def _num(v: float) -> str:
+    """A variance or share as a reader compares it: three significant figures, never 0.000 for a
+    small positive number."""
+    return "0" if v == 0 else f"{v:.3g}"
+
+
+def with_intervals(comp: pd.DataFrame) -> pd.DataFrame:
+    """The components table as pages show it: each variance and the ICC beside its 95 % interval
+    (bootstrap for the variances, exact F for the ICC), in three significant figures."""
+    def iv(v, lo, hi):
+        return "–" if v != v else f"{_num(v)} ({_num(lo)} to {_num(hi)})"
+    out = comp[[c for c in ("dataset", "setting", "target", "method", "metric", "I", "J", "mean") if c in comp]].copy()
+    for p, name in (("b", "sigma_b2 (95 % CI)"), ("w", "sigma_w2 (95 % CI)")):
+        if f"sigma_{p}2_lo" in comp:
+            out[name] = [iv(v, lo, hi) for v, lo, hi in zip(comp[f"sigma_{p}2"], comp[f"sigma_{p}2_lo"], comp[f"sigma_{p}2_hi"])]
+        else:
+            out[name] = comp[f"sigma_{p}2"].map(_num)
+    out["ICC (95 % CI)"] = [iv(v, lo, hi) for v, lo, hi in zip(comp.icc, comp.icc_lo, comp.icc_hi)]
+    return out
+
+
+def icc_sentence(comp: pd.DataFrame, metric: str) -> str:
+    """Each method's ICC of ``metric`` with its 95 % interval, for a page's sentence."""
+    f = comp[(comp.metric == metric) & ~comp.method.isin(UNRANKED)]
+    parts = [f"{label(r.method)} {r.icc:.2f} (95 % CI {r.icc_lo:.2f} to {r.icc_hi:.2f})" for r in f.itertuples() if r.icc == r.icc]
+    return "; ".join(parts) or "undefined"
 
 
 def w2_instances(table: pd.DataFrame, n_b: int = 50, seed: int = 0,

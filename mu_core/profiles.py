@@ -229,10 +229,6 @@ def validate(prof: dict) -> None:
             cfg = prof.get(design)
             if not cfg:
                 raise ConfigError(f"designs lists {design} but the profile has no {design} section ({fields})")
-    for design in ("init_order", "ulira"):
-        if design in prof["designs"] and not design_methods(prof, design):
-            raise ConfigError(f"{design}.methods ({', '.join(prof[design]['methods'])}) names no method that methods "
-                              f"lists; add them to methods, or name some of {', '.join(prof['methods'])} in {design}.methods")
     if "ulira" in prof["designs"]:
         no_random = [m for m in prof["ulira"]["methods"] if m in ("unsir", "lfssd")]
         if no_random:  # each needs a forgotten class (UNSIR's noise label, LFSSD's full-class alpha)
@@ -243,9 +239,13 @@ def validate(prof: dict) -> None:
         raise ConfigError("targets (paper design) and grid_targets (grid design) name no target "
                           "for the designs listed in designs")
     n = planned_rows(prof)
-    if n == 0:
-        raise ConfigError("the profile plans no job: every target list of its designs is empty; name at "
-                          "least one target in targets (paper design) or grid_targets (grid design)")
+    if n == 0:  # name each design's reason: its targets, or its methods outside methods
+        empty = [f"{d}.methods ({', '.join(prof[d]['methods'])}) names no method that methods "
+                 f"({', '.join(prof['methods'])}) lists" for d in ("init_order", "ulira")
+                 if d in prof["designs"] and not design_methods(prof, d)]
+        raise ConfigError("the profile plans no job: " + "; ".join(empty or [
+            "every target list of its designs is empty; name at least one target in targets (paper design) "
+            "or grid_targets (grid design)"]))
     if n > MAX_ROWS:
         raise ConfigError(f"the profile plans {n:,} rows, more than the {MAX_ROWS:,} one run may hold; "
                           f"lower paper.I/J, grid.I/J or the number of targets and methods")

@@ -151,7 +151,9 @@ def files_digest(data_cfg: dict) -> str | None:
     if data_cfg["source"] == "synthetic":
         return None
     root, fold = data_cfg.get("root"), data_cfg.get("fold") or 1
-    paths = [os.path.join(root, f"Fold{fold}", n) for n in L.FOLD_FILES]
+    paths = [os.path.join(root or "", f"Fold{fold}", n) for n in L.FOLD_FILES]
+    if not root or not all(map(os.path.isfile, paths)):
+        return None  # a plan without the files (the paper profile here) can be shown; training names what is missing
     return _files_digest(root, fold, tuple((os.path.getsize(p), os.stat(p).st_mtime_ns) for p in paths))
 
 
