@@ -72,7 +72,8 @@ def with_intervals(comp: pd.DataFrame) -> pd.DataFrame:
 def icc_sentence(comp: pd.DataFrame, metric: str) -> str:
     """Each method's ICC of ``metric`` with its 95 % interval, for a page's sentence."""
     f = comp[(comp.metric == metric) & ~comp.method.isin(UNRANKED)]
-    parts = [f"{label(r.method)} {r.icc:.2f} (95 % CI {r.icc_lo:.2f} to {r.icc_hi:.2f})" for r in f.itertuples() if r.icc == r.icc]
+    where = (lambda r: f" on {r.dataset}/{r.setting} {r.target}") if len(f.groupby(["dataset", "setting", "target"])) > 1 else (lambda r: "")
+    parts = [f"{label(r.method)} {r.icc:.2f} (95 % CI {r.icc_lo:.2f} to {r.icc_hi:.2f}){where(r)}" for r in f.itertuples() if r.icc == r.icc]
     return "; ".join(parts) or "undefined"
 
 
@@ -122,10 +123,13 @@ NOISE_RATIO = 2.0   # a W2 "stands out" at this many times its B-versus-B noise 
 W2_FLOOR = 1.0      # ... and at least this many points (a noise of 0 makes any ratio infinite)
 
 
-def stands_out(w2_median, b_vs_b):
+FLOORS = {"ndcg": 0.01, "log10_forget_quality": 0.3}  # W2_FLOOR in other units: one nDCG point; a factor of 2 in forget quality
+
+
+def stands_out(w2_median, b_vs_b, floor: float = W2_FLOOR):
     """The rule for a W2 that is more than sampling noise: at least NOISE_RATIO times the
-    B-versus-B noise and at least W2_FLOOR points."""
-    return (w2_median >= NOISE_RATIO * b_vs_b) & (w2_median >= W2_FLOOR)
+    B-versus-B noise and at least ``floor`` (W2_FLOOR points of accuracy; FLOORS for other metrics)."""
+    return (w2_median >= NOISE_RATIO * b_vs_b) & (w2_median >= floor)
 
 
 def above_noise(w2: pd.DataFrame, noise: pd.DataFrame, metric: str = "forget_acc") -> pd.DataFrame:
@@ -137,8 +141,60 @@ def above_noise(w2: pd.DataFrame, noise: pd.DataFrame, metric: str = "forget_acc
     both = pd.concat([med, nz], axis=1, join="inner").reset_index()
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = both.w2_median / both.b_vs_b
-    return both.assign(ratio=ratio, clear=stands_out(both.w2_median, both.b_vs_b),
+    return both.assign(ratio=ratio, clear=stands_out(both.w2_median, both.b_vs_b, FLOORS.get(metric, W2_FLOOR)),
                        label=both.method.map(lambda m: METHODS[m].label))
+
+
+BREAK_POINTS = 10.0  # a method "breaks the model" when its retain accuracy is this many points below Retrain's
+
+
+def utility(table: pd.DataFrame, methods, design: str = "grid") -> pd.DataFrame:
+    """Per setting, target and method (Original and Retrain beside the methods asked for): the mean
+    forget-, retain- and test-set accuracy over every row of the design, what forgetting cost."""
+    sel = stats.select(table, design)
+    keep = list(dict.fromkeys([*with_role(METHODS, "original"), *with_role(METHODS, "gold"), *methods]))
+    sel = sel[sel.method.isin(keep)]
+    out = (sel.groupby(["dataset", "setting", "target", "method"])[["forget_acc", "retain_acc", "test_acc"]]
+           .mean().reset_index())
+    order = {m: i for i, m in enumerate(keep)}
+    return out.sort_values(["dataset", "setting", "target"], kind="stable").sort_values(
+        ["dataset", "setting", "target", "method"], key=lambda c: c.map(order) if c.name == "method" else c,
+        kind="stable").reset_index(drop=True)
+
+
+def breaking(util: pd.DataFrame, methods, prof: dict | None = None) -> dict:
+    """The rule the Deep Unlearn chapter states, from ``utility``: a method forgets by breaking the
+    model on a target when its mean retain accuracy is more than BREAK_POINTS below Retrain's; it
+    barely forgets when its mean forget accuracy is nearer Original's than Retrain's. Sentences
+    naming the methods, with the worst case's numbers."""
+    broken, barely = [], []
+    for (ds, setting, target), g in util.groupby(["dataset", "setting", "target"]):
+        g = g.set_index("method")
+        if "retrain" not in g.index or "original" not in g.index:
+            continue
+        r, o = g.loc["retrain"], g.loc["original"]
+        for m in [m for m in methods if m in g.index]:
+            x = g.loc[m]
+            where = f"{ds}/{setting} {target}"
+            if x.retain_acc < r.retain_acc - BREAK_POINTS:
+                broken.append((m, r.retain_acc - x.retain_acc, f"{x.retain_acc:.1f} % retain accuracy against "
+                                                               f"Retrain's {r.retain_acc:.1f} % on {where}"))
+            if abs(x.forget_acc - o.forget_acc) < abs(x.forget_acc - r.forget_acc):
+                barely.append((m, -abs(x.forget_acc - o.forget_acc), f"{x.forget_acc:.1f} % forget accuracy against "
+                                                                     f"Original's {o.forget_acc:.1f} % and Retrain's "
+                                                                     f"{r.forget_acc:.1f} % on {where}"))
+
+    def name(cases):
+        worst = {}
+        for m, size, text in cases:  # each method's largest case
+            if m not in worst or size > worst[m][0]:
+                worst[m] = (size, text)
+        n = {m: sum(c[0] == m for c in cases) for m in worst}
+        return "; ".join(f"{label(m, prof)} ({n[m]} of {util.groupby(['dataset', 'setting', 'target']).ngroups} "
+                         f"targets; worst {worst[m][1]})" for m in worst) or "none"
+    return {"break_rule": f"mean retain accuracy more than {BREAK_POINTS:g} points below Retrain's on a target",
+            "barely_rule": "mean forget accuracy nearer Original's than Retrain's on a target",
+            "broken": name(broken), "barely": name(barely)}
 
 
 def rank_flips(table: pd.DataFrame, metric: str = "forget_acc") -> pd.DataFrame:
@@ -191,6 +247,55 @@ def budget_sentence(budget: pd.DataFrame) -> str:
     return (f"for the stochastic methods, in {fewer} of {len(b)} method-target cases the best split uses fewer "
             f"unlearning seeds per training seed than the grid's {int(grid_j.median())} (median best split: "
             f"{b.I_best.median():.1f} training seeds x {b.J_best.median():.1f} unlearning seeds)" + forced)
+
+
+SE_TARGET = {"forget_acc": 0.5, "retain_acc": 0.5, "ndcg": 0.005, "log10_forget_quality": 0.15}  # half each W2 floor
+
+
+def _seeds(n: int) -> str:
+    return f"{n} training seed{'s' if n != 1 else ''}"
+
+
+def _cpu(s: float) -> str:
+    return f"{s:,.0f}" if s >= 10 else f"{s:.2g}"
+
+
+def seeds_advice(comp: pd.DataFrame, table: pd.DataFrame, c_train: float, metric: str, unit: str,
+                 short: bool = False, se: float | None = None) -> str:
+    """The worked answer to "how many seeds?" for one run and metric (``stats.seeds_for``): for the
+    median stochastic method's variance components and the run's median costs, the split and the
+    number of training seeds for a standard error of half the W2 rule's floor; the deterministic
+    methods' answer apart; whether protocol A could reach that standard error at all."""
+    se = se or SE_TARGET[metric]
+    f = comp[(comp.metric == metric) & ~comp.method.isin(UNRANKED) & comp.sigma_b2.notna()]
+    sto, det = f[~f.method.isin(DETERMINISTIC)], f[f.method.isin(DETERMINISTIC)]
+    if sto.empty and det.empty:
+        return "not computed (no grid design in this run)"
+    ok = table[(table.get("status", "ok") == "ok") & table.method.isin(f.method)]
+    c_unlearn = max(float(ok[~ok.method.isin(DETERMINISTIC)].method_seconds.median()), 1e-3) if len(sto) else 1e-3
+    out = []
+    if len(sto):
+        b2, w2 = float(sto.sigma_b2.median()), float(sto.sigma_w2.median())
+        a = stats.seeds_for(b2, w2, c_train, c_unlearn, se)
+        if short:  # the landing page's version
+            return (f"about {_seeds(a['I'])} with {a['J']} unlearning seed{'s' if a['J'] > 1 else ''} each give a "
+                    f"typical method's mean a standard error of {se:g} {unit}"
+                    + (", which no number of unlearning runs on one training seed reaches" if not a["a_reaches"] else
+                       "; here one training seed with enough unlearning runs could reach it too")
+                    + "; a deterministic method needs training seeds only")
+        out.append(f"for the median stochastic method (σ_b² {_num(b2)}, σ_w² {_num(w2)} {unit}², over {len(sto)} "
+                   f"method-target cases) with training at {c_train:.3g} s and unlearning at {c_unlearn:.3g} s a job "
+                   f"(medians of the results), a standard error of {se:g} {unit} needs {_seeds(a['I'])} with "
+                   f"{a['J']} unlearning seed{'s' if a['J'] > 1 else ''} each (about {_cpu(a['cost'])} CPU-s); "
+                   + ("protocol A could reach it with enough unlearning seeds" if a["a_reaches"] else
+                      f"protocol A cannot reach it with any number of unlearning seeds, since one training seed "
+                      f"leaves σ_b² = {_num(b2)} however many runs are averaged"))
+    if len(det):
+        b2 = float(det.sigma_b2.median())
+        a = stats.seeds_for(b2, 0.0, c_train, c_unlearn, se)
+        out.append(f"for the deterministic methods ({', '.join(sorted({label(m) for m in det.method}))}), J = 1 by "
+                   f"construction and {_seeds(a['I'])} (median σ_b² {_num(b2)} {unit}²)")
+    return "; ".join(out)
 
 
 def components_summary(comp: pd.DataFrame, metric: str = "forget_acc") -> dict:
@@ -470,6 +575,36 @@ def claims_summary(claims: pd.DataFrame) -> str:
     apart = [f"{n} {v}" for v, n in claims.verdict.value_counts().items() if v in ("by construction", "not tested")]
     return (f"{int(counts.get('holds', 0))} of the {len(measured)} verdicts this run measured hold"
             + (f" ({', '.join(rest)})" if rest else "") + (f"; apart from these, {', '.join(apart)}" if apart else ""))
+
+
+CLAIM_NAMES = {"deterministic": "SSD and LFSSD are deterministic", "vary": "SSD and LFSSD vary across training seeds",
+               "w2": "SSD and LFSSD have the largest W2(A, B)", "overstate": "A can overstate the variance",
+               "sigma_b": "σ_b² > 0 everywhere"}  # each rule of RULES as a short claim
+
+
+def takeaways(claims: pd.DataFrame, above: pd.DataFrame) -> dict:
+    """Two of the landing page's three sentences, from the claims table and the forget-set W2
+    verdicts (``above_noise``): what the run found beyond sampling noise, and what it did not."""
+    hits = above[above.clear].sort_values("ratio", ascending=False)
+    if len(hits):
+        top = hits.iloc[0]
+        found = (f"in {len(hits)} of {len(above)} method-setting pairs, one training seed gives a forget-set accuracy "
+                 f"distribution unlike that of many training seeds by more than sampling noise ("
+                 + ", ".join(f"{label(r.method)} on {r.dataset}/{r.setting}" for r in hits.itertuples())
+                 + f"); the clearest is {label(top.method)} on {top.dataset}/{top.setting}: W2 {top.w2_median:.2f} points, "
+                 + (f"{top.ratio:.3g} times its B-versus-B noise" if np.isfinite(top.ratio) else
+                    "against a B-versus-B noise of 0 (its B samples on two halves of the seeds agree exactly)"))
+    else:
+        found = (f"in none of {len(above)} method-setting pairs does one training seed give a forget-set accuracy "
+                 f"distribution unlike many training seeds' by more than sampling noise")
+    measured = claims[~claims.verdict.isin(["by construction", "not tested", "holds"])]
+    quiet = above[~above.clear]
+    groups = measured.groupby(["rule", "verdict"], sort=False).setting.agg(list)
+    not_found = (f"{len(quiet)} of {len(above)} method-setting pairs stay within sampling noise"
+                 + (f"; {len(measured)} verdict{'s' if len(measured) != 1 else ''} on the paper's claims did not hold in full here: "
+                    + "; ".join(f"{CLAIM_NAMES[r]}: {v} ({', '.join(w)})" for (r, v), w in groups.items())
+                    if len(measured) else "; every measured claim of the paper held"))
+    return {"found": found, "not_found": not_found}
 
 
 def complete_forgetting(table: pd.DataFrame) -> str:

@@ -81,10 +81,17 @@ def all_methods() -> dict:
     return out
 
 
-def label(method: str) -> str:
-    """A method as pages name it, whatever its domain."""
+CONV_ONLY = ("msg", "ct")  # Deep Unlearn's methods defined on convolutions (images.deepunlearn: their analogues)
+
+
+def label(method: str, prof: dict | None = None) -> str:
+    """A method as pages name it, whatever its domain; with the profile, a convolution-only method
+    on a network without convolutions is named as the analogue it is."""
     rec = all_methods().get(method)
-    return rec.label if rec else method
+    name = rec.label if rec else method
+    if prof is not None and method in CONV_ONLY and prof.get("model", {}).get("arch") == "mlp":
+        return f"{name} (MLP analogue)"
+    return name
 
 
 def describe_data(prof: dict) -> str:

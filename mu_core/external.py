@@ -323,6 +323,17 @@ def analyse(path: str, out: str, columns: dict | None = None, metrics=None, trai
             budget.append(analysis.seed_budget(tm.assign(method_seconds=tm.method_seconds if has_cost else 1.0),
                                                comp, train_seconds if has_cost else 1.0, metric=m).assign(metric=m))
         comp = pd.concat(comps, ignore_index=True)
+        for m in metrics:  # how many seeds (book: derivation, "How many seeds?"), per metric
+            c = comp[comp.metric == m]
+            if c.empty or not c.sigma_b2.notna().any():
+                continue
+            se = analysis.SE_TARGET.get(m) or float(f"{0.25 * np.sqrt(np.nanmedian(c.sigma_b2 + c.sigma_w2)):.2g}") or 1.0
+            tm = _complete(t, m)
+            advice = analysis.seeds_advice(c, tm.assign(method_seconds=tm.method_seconds if has_cost else 1.0),
+                                           train_seconds if has_cost else 1.0, m, "units", se=se)
+            lines.append(f"how many seeds ({m}; standard error {se:g}"
+                         + ("" if m in analysis.SE_TARGET else ", a quarter of the median method's standard deviation")
+                         + ("" if has_cost else "; equal unit costs") + f"): {advice}")
         tables.update(components=comp, rank_flips=pd.concat(flips, ignore_index=True),
                       seed_budget=pd.concat(budget, ignore_index=True))
         lines.append(f"variance components and ICC: {len(comp)} cases (components.csv); rank flips: "

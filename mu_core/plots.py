@@ -168,8 +168,8 @@ def w2_boxes(w2table: pd.DataFrame, settings=None, noise: pd.DataFrame | None = 
 
 
 def icc_dots(comp: pd.DataFrame, highlight, metric: str = "forget_acc"):
-    """The ICC of ``metric`` per method (rows) and grid target (colours); the methods in
-    ``highlight`` filled, the others hollow."""
+    """The ICC of ``metric`` per method (rows) and grid target (colours) with its 95 % interval;
+    the methods in ``highlight`` filled, the others hollow."""
     style()
     t = comp[(comp.metric == metric) & comp.icc.notna()]
     t = t[t.method.map(lambda m: m not in _methods() or _methods()[m].role != "original")]  # M_o is no method
@@ -180,7 +180,9 @@ def icc_dots(comp: pd.DataFrame, highlight, metric: str = "forget_acc"):
         d = t[t.dataset + "/" + t.setting + " " + t.target.astype(str) == key].set_index("method")
         c = sns.color_palette()[k]
         for n, (i, m) in enumerate((i, m) for i, m in enumerate(order) if m in d.index):
-            ax.plot(d.loc[m, "icc"], i + (k - 1) * 0.18, "o", color=c, mfc=c if m in highlight else "white",
+            y = i + (k - 1) * 0.18
+            ax.plot([d.loc[m, "icc_lo"], d.loc[m, "icc_hi"]], [y, y], color=c, lw=1)  # its exact 95 % interval
+            ax.plot(d.loc[m, "icc"], y, "o", color=c, mfc=c if m in highlight else "white",
                     label=place(key) if n == 0 else None)  # one legend entry per target
     ax.set_yticks(range(len(order)), [_methods()[m].label if m in _methods() else m for m in order])
     ax.invert_yaxis()

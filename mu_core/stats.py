@@ -431,6 +431,30 @@ def allocation(sigma_b2: float, sigma_w2: float, c_train: float, c_unlearn: floa
             "A_J": j_max, "A_variance": a_var, "gain": gain}
 
 
+def seeds_for(sigma_b2: float, sigma_w2: float, c_train: float, c_unlearn: float, se: float) -> dict:
+    """How many seeds a study needs for a standard error ``se`` of a method's mean.
+
+    The split: J = J* = sqrt(c_train sigma_w^2 / (c_unlearn sigma_b^2)) rounded to the better
+    neighbouring integer (at least 1; 1 for a deterministic method, sigma_w^2 = 0), then the
+    smallest I with sigma_b^2 / I + sigma_w^2 / (I J) <= se^2. Protocol A (I = 1) cannot go below
+    sigma_b^2 whatever its J: ``a_reaches`` says whether it could reach ``se`` at all."""
+    if min(c_train, c_unlearn, se) <= 0 or min(sigma_b2, sigma_w2) < 0:
+        raise ConfigError("seeds_for needs positive costs and standard error and non-negative components")
+    if sigma_b2 == 0 and sigma_w2 == 0:
+        return {"I": 1, "J": 1, "cost": c_train + c_unlearn, "a_reaches": True}
+    need = lambda J: int(np.ceil((sigma_b2 + sigma_w2 / J) / se ** 2 - 1e-12))  # noqa: E731
+    if sigma_w2 == 0:
+        J = 1
+    elif sigma_b2 == 0:
+        J = max(1, int(np.ceil(sigma_w2 / se ** 2)))  # all the variance is within: one model, many runs
+    else:
+        j = np.sqrt(c_train * sigma_w2 / (c_unlearn * sigma_b2))
+        J = min((max(1, int(np.floor(j))), max(1, int(np.ceil(j)))),
+                key=lambda J: max(1, need(J)) * (c_train + J * c_unlearn))
+    I = max(1, need(J))
+    return {"I": I, "J": J, "cost": I * (c_train + J * c_unlearn), "a_reaches": sigma_b2 < se ** 2}
+
+
 # --- rank flips ------------------------------------------------------------------------------
 
 def rank_flip(Z1, Z2) -> float:

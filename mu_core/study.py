@@ -425,8 +425,8 @@ def gpu_rate(folder: str = BENCHMARK_RESULTS) -> tuple[float, str] | None:
     age = (datetime.date.today() - datetime.date.fromisoformat(date)).days
     same = rec.get("train_version") == train.TRAIN_VERSION
     code = ("the training code in use" if same else
-            f"training code older than the code in use (TRAIN_VERSION {rec.get('train_version')}, now "
-            f"{train.TRAIN_VERSION}): no GPU run of the current code is recorded yet")
+            "an earlier version of the training code (the projection assumes the current code runs at the same "
+            "rate; no GPU run of it is recorded yet)")
     return rate, (f"train.fit (fp32) on one {rec['device']} with torch {rec['torch']}, measured on {date} "
                   f"({age} days ago) with {code}; recorded in benchmarks/results/{os.path.basename(path)}")
 

@@ -40,13 +40,25 @@ def method_params() -> str:
 
 
 def notebook_params() -> str:
-    """Markdown: a section per notebook with a table of its parameters."""
-    out = []
-    for nb in notebook.PARAMETERS:
-        # the meaning second: on a phone the first columns are the ones in view
-        out += [f"**`notebooks/{nb}.ipynb`**", "", "| parameter | meaning | default | allowed |",
-                "| --- | --- | --- | --- |"]
-        out += [f"| `{r['parameter']}` | {r['meaning']} | `{r['default']}` | {r['allowed']} |" for r in notebook.table(nb)]
+    """Markdown: the parameters several notebooks share in one table (with the notebooks that take
+    them), then a section per notebook with only its own."""
+    rows = {nb: [tuple(r[k] for k in ("parameter", "meaning", "default", "allowed")) for r in notebook.table(nb)]
+            for nb in sorted(notebook.PARAMETERS)}
+    where = {}
+    for nb, rs in rows.items():
+        for r in rs:
+            where.setdefault(r, []).append(nb)
+    shared = [r for r, nbs in where.items() if len(nbs) > 1]
+    head = ["| parameter | meaning | default | allowed |", "| --- | --- | --- | --- |"]
+    line = lambda r: f"| `{r[0]}` | {r[1]} | `{r[2]}` | {r[3]} |"  # noqa: E731 - the meaning second: in view on a phone
+    out = ["**Shared by several notebooks**", "", "| parameter | notebooks | meaning | default | allowed |",
+           "| --- | --- | --- | --- | --- |"]
+    out += [f"| `{r[0]}` | {', '.join(n.split('_')[0] for n in where[r])} | {r[1]} | `{r[2]}` | {r[3]} |" for r in shared]
+    out.append("")
+    for nb, rs in rows.items():
+        own = [r for r in rs if r not in shared]
+        out += [f"**`notebooks/{nb}.ipynb`**", ""]
+        out += (head + [line(r) for r in own]) if own else ["Only the shared parameters above."]
         out.append("")
     return "\n".join(out)
 

@@ -303,3 +303,56 @@ def test_the_claims_summary_says_what_the_other_verdicts_are():
     claims = pd.DataFrame({"verdict": ["holds", "holds", "partly", "within noise", "not detected", "by construction"]})
     assert analysis.claims_summary(claims) == ("2 of the 5 verdicts this run measured hold (1 partly, 1 within noise, "
                                                "1 not detected); apart from these, 1 by construction")
+
+
+def _util_rows(ng_retain, msg_forget):
+    """Original, Retrain, NG+ and MSG on one target, each with two rows whose means are the arguments."""
+    rows = []
+    for m, f, r in (("original", 98.0, 96.0), ("retrain", 0.0, 95.0), ("ng_plus", 0.0, ng_retain), ("msg", msg_forget, 95.0)):
+        for s in (1, 2):
+            rows.append(dict(design="grid", protocol="grid", dataset="mnist10", setting="full_class", target="7",
+                             method=m, train_seed=s, unlearn_seed=s, forget_acc=f + (s - 1.5), retain_acc=r + (s - 1.5),
+                             test_acc=r - 5, mia=50.0, method_seconds=0.1))
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("ng_retain,msg_forget,broken,barely", [
+    (84.0, 60.0, True, True),     # 11 points below Retrain's 95; 60 nearer 98 than 0
+    (86.0, 40.0, False, False),   # 9 points below; 40 nearer Retrain's 0
+])
+def test_the_breaking_rule_goes_each_way_at_its_thresholds(ng_retain, msg_forget, broken, barely):
+    u = analysis.utility(_util_rows(ng_retain, msg_forget), ["ng_plus", "msg"])
+    assert list(u.method) == ["original", "retrain", "ng_plus", "msg"]
+    assert u.set_index("method").retain_acc["ng_plus"] == pytest.approx(ng_retain)
+    b = analysis.breaking(u, ["ng_plus", "msg"], {"model": {"arch": "mlp"}})
+    assert (b["broken"].startswith(f"NG+ (1 of 1 targets; worst {ng_retain:.1f} % retain")) == broken
+    assert (b["broken"] == "none") == (not broken)
+    assert b["barely"].startswith("MSG (MLP analogue) (1 of 1") == barely
+    assert "MLP analogue" not in analysis.breaking(u, ["msg"], {"model": {"arch": "resnet18"}})["barely"]
+
+
+def test_seeds_advice_states_the_split_of_the_median_method_and_the_deterministic_case_apart():
+    t = grid_table()
+    comp = analysis.components_with_ci(t, n_boot=10)
+    text = analysis.seeds_advice(comp, t, 2.0, "forget_acc", "points")
+    ft = comp[(comp.method == "finetune") & (comp.metric == "forget_acc")].iloc[0]
+    a = stats.seeds_for(ft.sigma_b2, ft.sigma_w2, 2.0, 0.2, 0.5)
+    assert f"needs {a['I']} training seeds with {a['J']} unlearning seed" in text
+    assert "protocol A cannot reach it" in text  # sigma_b^2 = 16 here, far above 0.25
+    assert "deterministic methods (SSD), J = 1 by construction" in text
+    flat = t.assign(forget_acc=t.forget_acc - t.train_seed.map(t.groupby("train_seed").forget_acc.mean()) + 50)
+    text = analysis.seeds_advice(analysis.components_with_ci(flat, n_boot=10), flat, 2.0, "forget_acc", "points")
+    assert "protocol A could reach it" in text
+
+
+def test_takeaways_name_what_stood_out_and_what_did_not():
+    above = pd.DataFrame(dict(dataset=["mnist10", "mnist10"], setting=["full_class"] * 2, method=["ssd", "finetune"],
+                              w2_median=[6.0, 1.5], b_vs_b=[2.0, 1.0], ratio=[3.0, 1.5], clear=[True, False]))
+    claims = pd.DataFrame(dict(claim=["c1", "c2", "c3"], verdict=["holds", "not detected", "by construction"],
+                               setting=["mnist10/full_class", "grid design", "all"], evidence="", rule=["w2", "overstate", "deterministic"]))
+    t = analysis.takeaways(claims, above)
+    assert t["found"].startswith("in 1 of 2 method-setting pairs") and "SSD on mnist10/full_class: W2 6.00 points, 3 times" in t["found"]
+    assert t["not_found"] == ("1 of 2 method-setting pairs stay within sampling noise; 1 verdict on the paper's claims did "
+                              "not hold in full here: A can overstate the variance: not detected (grid design)")
+    t = analysis.takeaways(claims.iloc[[0, 2]], above.assign(clear=False))
+    assert t["found"].startswith("in none of 2") and t["not_found"].endswith("every measured claim of the paper held")

@@ -51,7 +51,7 @@ def test_projections_read_the_newest_recorded_rate_and_say_its_age(tmp_path):
     (tmp_path / "gpu-2026-03-01-x.json").write_text(json.dumps(
         {"date": "2026-03-01", "device": "GPU Y", "torch": "9", "train_version": 0, "images_per_second": {"fit (fp32)": 50}}))
     rate, source = study.gpu_rate(str(tmp_path))
-    assert rate == 50 and "older than the code in use" in source
+    assert rate == 50 and "an earlier version of the training code" in source
     # the shipped record is read by the book's cost table
     assert study.gpu_rate() is not None and "benchmarks/results/" in study.gpu_rate()[1]
 

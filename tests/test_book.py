@@ -248,3 +248,41 @@ def test_a_rerun_notebook_shows_its_figure_and_sentences_and_the_book_drops_the_
     outs = [o for c in json.load(open(out))["cells"] for o in c.get("outputs", [])]
     assert not [o for o in outs if o.get("metadata", {}).get("mu_core") == "echo"]
     assert [o for o in outs if o.get("metadata", {}).get("scrapbook")]  # the glued copies stay
+
+
+def test_one_verdict_per_question_every_w2_beside_its_noise_and_every_icc_with_its_interval(book):
+    """Issue 30's yardsticks, read from the tables the pages offer: a W2 verdict (a table with a
+    ``clear`` column) carries its noise and the design it was drawn from, and no two pages give a
+    method, setting and design different verdicts; every table with an ICC has its interval."""
+    src, _ = book
+    import pandas as pd
+    verdicts, seen = {}, set()
+    for path in sorted(glob.glob(str(src / "book" / "executed" / "tables" / "*.csv"))):
+        try:
+            t = pd.read_csv(path)
+        except pd.errors.EmptyDataError:
+            continue
+        name = os.path.basename(path)
+        if "clear" in t:
+            assert {"b_vs_b", "ratio", "design", "method", "dataset", "setting"} <= set(t.columns), name
+            seen.add(name)
+            for r in t.itertuples():
+                verdicts.setdefault((r.method, r.dataset, r.setting, r.design), set()).add((bool(r.clear), name))
+        if "icc" in t:
+            assert {"icc_lo", "icc_hi"} <= set(t.columns), name
+    assert {"fig2_verdicts.csv", "du_w2.csv", "ltr_verdicts.csv", "lm_verdicts.csv"} <= seen
+    for key, found in verdicts.items():
+        assert len({c for c, _ in found}) == 1, (key, found)
+    for nb in ("09_deepunlearn", "10_ltr", "11_lm"):  # the ICC tables as shown: each with its interval
+        html = re.sub(r"<[^>]+>", " ", open(src / "_build" / "html" / "book" / "executed" / (nb + ".html")).read())
+        assert "ICC (95 % CI)" in html, nb
+
+
+def test_the_landing_page_carries_three_generated_takeaways(book):
+    src, _ = book
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", open(src / "_build" / "html" / "book" / "intro.html").read()))
+    glued = {**_glued(src / "book" / "executed" / "08_claims.ipynb"), **_glued(src / "book" / "executed" / "05_beyond.ipynb")}
+    for label, key in (("Beyond noise:", "takeaway_found"), ("Not detected:", "takeaway_not_found"), ("How many seeds:", "seeds_short")):
+        sentence = glued[key]["text/plain"].strip("'\"")
+        assert label in text and sentence[:60] in text, (key, sentence[:60])
+    assert "method-setting pairs" in text and "training seeds with" in text

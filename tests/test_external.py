@@ -35,6 +35,12 @@ def test_the_grid_example_gives_the_engines_components_and_rank_flips(tmp_path):
     want_flips = analysis.rank_flips(engine_rows("grid_results.csv", "grid"), "forget_acc")
     assert flips[flips.metric == "forget_acc"].p_flip.tolist() == pytest.approx(want_flips.p_flip.tolist(), nan_ok=True)
     assert os.path.exists(out["components_forget_acc"]) and "equal unit costs" in open(out["summary"]).read()
+    summary = open(out["summary"]).read()  # the seed recommendation, as the book's rule computes it
+    f = want[want.metric == "forget_acc"]
+    f = f[~f.method.isin(analysis.DETERMINISTIC + analysis.UNRANKED)]
+    a = stats.seeds_for(f.sigma_b2.median(), f.sigma_w2.median(), 1.0, 1.0, 0.5)
+    assert "how many seeds (forget_acc; standard error 0.5; equal unit costs): for the median stochastic method" in summary
+    assert f"needs {a['I']} training seeds with {a['J']} unlearning seed" in summary
 
 
 def test_the_paper_example_finds_protocols_a_and_b_and_gives_the_engines_w2(tmp_path):

@@ -184,3 +184,17 @@ def test_init_only_share_counts_what_an_init_only_protocol_varies():
     assert both["sigma_unlearn2"] == 0 and stats.crossed_reml(i + o)["estimator"].startswith("ANOVA (degenerate")
     with pytest.raises(ConfigError, match="at least 2 x 2"):
         stats.crossed_anova(np.zeros((2, 1, 3)))
+
+
+@pytest.mark.parametrize("b2,w2,I,J,reaches", [
+    (4.0, 1.0, 18, 2, False),   # J* = sqrt(10 * 1 / 4) = 1.58: J = 2 costs 18 x 12 = 216, J = 1 20 x 11 = 220
+    (4.0, 0.0, 16, 1, False),   # deterministic: J = 1, I = 4 / 0.25
+    (0.0, 4.0, 1, 16, True),    # nothing between training seeds: one model, 16 runs
+    (0.2, 0.0, 1, 1, True),     # sigma_b^2 below se^2: one training seed suffices
+])
+def test_seeds_for_splits_by_j_star_and_counts_training_seeds_for_the_standard_error(b2, w2, I, J, reaches):
+    a = stats.seeds_for(b2, w2, 10.0, 1.0, 0.5)
+    assert (a["I"], a["J"], a["a_reaches"]) == (I, J, reaches)
+    assert b2 / a["I"] + w2 / (a["I"] * a["J"]) <= 0.25 + 1e-12  # the standard error is met ...
+    if a["I"] > 1:  # ... and not with one training seed fewer
+        assert b2 / (a["I"] - 1) + w2 / ((a["I"] - 1) * a["J"]) > 0.25
