@@ -34,6 +34,10 @@ from .errors import ConfigError
 
 NEEDED = ("method", "train_seed", "unlearn_seed")
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")  # shipped tables
+EXAMPLE_PROVENANCE = ("a small table in another tool's column names (algorithm, seed_train, seed_unlearn), added at commit "
+                      "9dcc811 on 2026-11-29 with values from this companion's image engine on real MNIST digits "
+                      "(sub-class setting, digit 7; that commit does not record the profile); an example of the format, "
+                      "not a published result")
 GROUPS = ("dataset", "setting", "target")
 # columns of the engine's own table that are not metrics
 ENGINE = ("protocol", "design", "mode", "method_seconds", "status", "commit", "computed_at", "init_seed", "order_seed")

@@ -5,6 +5,7 @@ Every function returns a matplotlib Figure; ``save`` writes it as PNG and PDF.
 from __future__ import annotations
 
 import os
+import textwrap
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -284,11 +285,18 @@ def instances_boxes(w2inst: pd.DataFrame):
                     **({} if hue else {"color": sns.color_palette("colorblind")[4]}))
     g.set_axis_labels("", "$W_2$ (% points)")
     g.set_titles(col_template="{col_name}", row_template="{row_name}")
+    for ax in g.axes[0]:  # a long setting name on two lines, never over its neighbour's
+        ax.set_title(textwrap.fill(ax.get_title(), 22))
     for ax in g.axes.flat:
         _relabel(ax)
     if hue:
         sns.move_legend(g, "lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, title=None, frameon=False)
     return g.figure
+
+
+# four hues a reader tells apart (colour-blind safe): the two oranges of the default cycle were not
+MODE_COLOURS = dict(zip(("reference, A", "reference, B", "corrected, A", "corrected, B"),
+                        [sns.color_palette("colorblind")[i] for i in (0, 2, 4, 1)]))
 
 
 def modes_boxes(both: pd.DataFrame):
@@ -304,7 +312,7 @@ def modes_boxes(both: pd.DataFrame):
     for row, key in zip(axes, keys):
         for ax, metric in zip(row, ("retain_acc", "forget_acc")):
             sns.boxplot(data=d[d.key == key], x="method", y=metric, hue="group", hue_order=order, order=methods,
-                        whis=(0, 100), fliersize=0, ax=ax)
+                        whis=(0, 100), fliersize=0, ax=ax, palette=MODE_COLOURS)
             ax.set_xlabel("")
             ax.set_ylabel(METRIC_LABELS[metric])
             ax.set_title(place(key))

@@ -197,8 +197,11 @@ def setting_label(key: str) -> str:
 
 
 def setting_name(key: str) -> str:
-    """A setting as a page names it: the digit settings with the paper's setting they stand for."""
-    return f"{key} (for the paper's {STANDS_FOR[key]})" if key in STANDS_FOR else key
+    """A setting as a page names it: as its figures name it, with its key and, for the digit
+    settings, the paper's setting they stand for."""
+    if "/" not in key:
+        return key
+    return f"{setting_label(key)} ({key}" + (f"; for the paper's {STANDS_FOR[key]})" if key in STANDS_FOR else ")")
 
 
 def describe(data_cfg: dict) -> str:
