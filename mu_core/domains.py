@@ -34,6 +34,8 @@ def with_role(table: dict, role: str) -> list[str]:
 
 
 DOMAINS = ("images", "ltr", "lm")
+TITLES = {"images": "Image classification", "ltr": "Federated online learning to rank",
+          "lm": "Language-model unlearning (TOFU analogue)"}  # each domain as the book's tables title it
 IMAGE_METRICS = ["retain_acc", "forget_acc", "test_acc", "mia"]
 
 

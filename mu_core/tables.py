@@ -25,7 +25,7 @@ def method_params() -> str:
     for domain in domains.DOMAINS:
         names = [n for n, p in profs.items() if domains.of(p) == domain]
         methods = domains.methods(profs[names[0]]) if names else {}
-        lines = [f"**{'Image classification' if domain == 'images' else 'Learning to rank'}**", "",
+        lines = [f"**{domains.TITLES[domain]}**", "",
                  "| method | parameter | " + " | ".join(f"`{n}`" for n in names) + " |",
                  "| --- | --- | " + " | ".join("---" for _ in names) + " |"]
         for m, rec in methods.items():

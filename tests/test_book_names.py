@@ -71,3 +71,12 @@ def test_the_simulation_notebook_needs_no_torch():
     code = ("import sys; from mu_core import notebook, plots, simulation; "
             "simulation.simulate(1, 1, 0.5, 50, 5, 5, 100); assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_method_parameter_table_titles_each_domain_by_its_own_name():
+    """Every non-image domain was titled 'Learning to rank' (issue 31): the language-model
+    section of book/methods.md was mislabelled."""
+    import re
+    from mu_core import domains, tables
+    titles = re.findall(r"^\*\*(.*?)\*\*$", tables.method_params(), flags=re.M)
+    assert titles == [domains.TITLES[d] for d in domains.DOMAINS]
