@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .domains import all_methods, label, with_role
+from .domains import all_methods, label
+from .method import with_role
 
 METHODS = all_methods()  # every domain's: the analyses take any domain's results table
 DETERMINISTIC = [m for m, rec in METHODS.items() if rec.deterministic]

@@ -18,11 +18,10 @@ every piece of code that shapes it: ``code_versions``, the method's, the metrics
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from collections import defaultdict
 
 from . import domains
+from .store import digest
 from .images import data as D
 from .images import metrics, models, train, ulira
 from .images.methods import METHODS
@@ -124,11 +123,6 @@ def rows(prof: dict) -> list[dict]:
                             for j in range(1, Jm + 1):
                                 add(design, "grid", key, t, m, i, (i - 1) * J + j)
     return out
-
-
-def digest(obj) -> str:
-    """The key of a spec: a short hash of its JSON with sorted fields."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
 def recipe(prof: dict, dataset: str) -> dict:

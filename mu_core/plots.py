@@ -11,7 +11,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from . import domains, stats
+from . import stats
+from .method import with_role
 
 NOISE_COLOR = "#d55e00"  # the B-versus-B baseline, wherever it is drawn
 METRIC_LABELS = {"retain_acc": "retain-set accuracy (%)", "forget_acc": "forget-set accuracy (%)",
@@ -108,7 +109,7 @@ def ab_boxplot(table: pd.DataFrame, panels, methods=None, retrain_lines=True):
         t = t[t.method.isin(order)].assign(protocol=lambda d: d.protocol.map(labels))
         sns.boxplot(data=t, x="method", y=metric, hue="protocol", order=order,
                     hue_order=list(labels.values()), whis=(0, 100), ax=ax, fliersize=0)
-        r = stats.select(table, "paper", setting_key, target, domains.with_role(_methods(), "gold")[0], "B")
+        r = stats.select(table, "paper", setting_key, target, with_role(_methods(), "gold")[0], "B")
         for q, ls in ((0.25, ":"), (0.5, "-"), (0.75, ":")):
             if retrain_lines and len(r):
                 ax.axhline(r[metric].quantile(q), color="black", lw=1, ls=ls)

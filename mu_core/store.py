@@ -34,6 +34,11 @@ SUBFOLDERS = ("models", "jobs", "locks", "figures")
 FILES = ("profile.json", "results.csv", "manifest.json", "ulira.csv", "ulira_targets.csv")
 
 
+def digest(obj) -> str:
+    """The key of a spec: a short hash of its JSON with sorted fields."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
 def _sha(b: bytes) -> str:
     return hashlib.sha256(b).hexdigest()
 

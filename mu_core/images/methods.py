@@ -22,7 +22,7 @@ from . import data as D
 from . import deepunlearn as DU
 from . import models, train
 from ..checks import Num
-from ..domains import Method
+from ..method import Method
 from .metrics import logits
 
 

@@ -29,9 +29,9 @@ import numpy as np
 import torch
 
 from .. import provenance, store
-from ..plan import digest
+from ..store import digest
 from ..checks import Choice, ListOf, Num, Optional, Text
-from ..domains import Method
+from ..method import Method
 from ..errors import ConfigError
 from . import data as LD
 from . import evaluate as EV

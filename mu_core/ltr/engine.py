@@ -19,7 +19,7 @@ import torch
 from .. import provenance, store
 from ..checks import Choice, ListOf, Num, Optional, Text
 from ..errors import ConfigError
-from ..domains import Method
+from ..method import Method
 from . import data as L
 from . import fpdgd as F
 from . import methods as U

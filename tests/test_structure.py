@@ -1,0 +1,51 @@
+"""The package's structure: no import circle among mu_core's modules (issue 31), function-level
+imports included, since a circle that only a late import breaks is still one."""
+import ast
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def graph() -> dict:
+    """{module: the mu_core modules it imports}, from the source's relative imports."""
+    g = {}
+    for folder, _, files in os.walk(os.path.join(ROOT, "mu_core")):
+        for f in files:
+            if not f.endswith(".py"):
+                continue
+            path = os.path.join(folder, f)
+            mod = os.path.relpath(path, ROOT)[:-3].replace(os.sep, ".").removesuffix(".__init__")
+            pkg = mod if f == "__init__.py" else mod.rsplit(".", 1)[0]
+            deps = set()
+            for node in ast.walk(ast.parse(open(path).read())):
+                if isinstance(node, ast.ImportFrom) and node.level:
+                    parts = pkg.split(".")[:len(pkg.split(".")) - (node.level - 1)]
+                    target = ".".join(parts + ([node.module] if node.module else []))
+                    deps |= {target} | {f"{target}.{a.name}" for a in node.names}
+            g[mod] = deps
+    return {m: {d for d in deps if d in g and d != m} for m, deps in g.items()}
+
+
+def cycles(g: dict) -> list:
+    found, done = [], set()
+
+    def walk(n, stack):
+        for d in sorted(g[n]):
+            if d in stack:
+                found.append(stack[stack.index(d):] + [d])
+            elif d not in done:
+                walk(d, stack + [d])
+        done.add(n)
+    for m in sorted(g):
+        walk(m, [m])
+    return found
+
+
+def test_no_import_circle_in_mu_core():
+    g = graph()
+    assert "mu_core.method" in g and "mu_core.store" in g["mu_core.plan"]  # the graph is read
+    assert cycles(g) == []
+
+
+def test_the_cycle_finder_finds_a_circle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
