@@ -83,7 +83,7 @@ class Finished:
     computed: dict   # {"trained": original models trained now, "jobs": unlearning jobs run now}
     path: str        # the results.csv written
     failed: int = 0  # rows of jobs that failed (non-finite outputs): status 'failed: ...' and no metrics
-    collapsed: int = 0  # rows of models at chance: status 'collapsed: ...', metrics kept, read by no page
+    collapsed: int = 0  # rows of models at chance: status 'collapsed: ...', metrics kept and marked
 
 
 def _execute(prof, run_dir, executor, scheduler, tspecs, groups, bar=None) -> dict:
@@ -146,16 +146,16 @@ def write_ulira(prof: dict, run_dir: str, rows: list[dict]) -> pd.DataFrame:
 
 
 def failures(table: pd.DataFrame) -> pd.DataFrame:
-    """The rows whose job failed (their metrics are empty) or whose model collapsed (metrics kept,
-    read by no page): every row whose status is not ok."""
+    """The rows whose job failed (their metrics are empty) or whose model collapsed (metrics kept
+    and marked): every row whose status is not ok."""
     return table[table["status"] != "ok"]
 
 
 def failed_summary(failed: pd.DataFrame) -> str:
     """One line per kind naming what failed or collapsed, and why (rows counted by method)."""
     lines = []
-    for kind, what in (("failed", "failed and have no metrics"), ("collapsed", "collapsed (their metrics are kept but "
-                                                                                "no page reads them as forgetting)")):
+    for kind, what in (("failed", "failed and have no metrics"), ("collapsed", "collapsed (their metrics are kept, "
+                                                                                "marked, never read as forgetting)")):
         rows = failed[failed.status.str.startswith(kind)]
         if len(rows):
             parts = [f"{m} ({n})" for m, n in rows.groupby("method").size().items()]
@@ -310,7 +310,8 @@ class Run:
             n_failed = int(self.failed.status.str.startswith("failed").sum())
             n_coll = len(self.failed) - n_failed
             failed = "".join([f"; {n_failed} row(s) failed (no metrics)" if n_failed else "",
-                              f"; {n_coll} row(s) collapsed to chance (left out)" if n_coll else ""])
+                              f"; {n_coll} row(s) of models collapsed to chance (kept in the statistics, marked "
+                              f"in the status column)" if n_coll else ""])
         return (f"profile {self.profile['profile']}, mode {self.profile['mode']}, data {domains.describe_data(self.profile)}, "
                 f"{provenance.summary(rows['commit'], rows['computed_at'])}{failed}; "
                 f"torch {v.get('torch')}, numpy {v.get('numpy')}, device {self.manifest.get('device')}, folder {self.run_dir}")
@@ -357,9 +358,13 @@ def open_run(run_dir: str, profile: str | None = None, overrides=()) -> Run:
         raise ConfigError(f"run_dir {run_dir!r}: the original models' sidecars (models/*.json, their training "
                           f"times) are missing or damaged, so what training cost is unknown; recompute the run into "
                           f"another run_dir (python -m mu_core run --profile {recorded['profile']} --run-dir NEW)")
-    ok = table["status"] == "ok"
-    return Run(run_dir, table[ok].reset_index(drop=True), recorded, manifest, seconds,
-               os.path.join(run_dir, "figures"), table[~ok].reset_index(drop=True))
+    # a collapsed model's row stays in the statistics: its metrics are true measurements of a broken
+    # model, and leaving it out would bias the variances and unbalance the grid; its status marks it,
+    # the provenance line counts it, and the sentences that read forgetting (analysis.breaking,
+    # complete_forgetting) name it as breaking, never as forgetting
+    usable = (table["status"] == "ok") | table["status"].str.startswith("collapsed")
+    return Run(run_dir, table[usable].reset_index(drop=True), recorded, manifest, seconds,
+               os.path.join(run_dir, "figures"), table[table["status"] != "ok"].reset_index(drop=True))
 
 
 def _rebuild_hint(run_dir: str, prof: dict) -> str:
