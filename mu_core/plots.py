@@ -30,6 +30,11 @@ def _methods():
     return all_methods()
 
 
+def _label(method: str) -> str:
+    from .domains import label  # here, not at the top: the simulation needs no torch
+    return label(method)
+
+
 def method_order(present) -> list:
     """The methods of ``present`` in the method table's order (others, from a user's own table,
     after them in name order)."""
@@ -39,10 +44,9 @@ def method_order(present) -> list:
 
 def _relabel(ax):
     """Method names on the x axis as the book writes them (Bad-Teacher, not bad_teacher)."""
-    labels = {m: rec.label for m, rec in _methods().items()}
     if not any(t.get_text() for t in ax.get_xticklabels()):
         return  # an inner facet: its shared axis is labelled where the labels show
-    ax.set_xticks(ax.get_xticks(), [labels.get(t.get_text(), t.get_text()) for t in ax.get_xticklabels()],
+    ax.set_xticks(ax.get_xticks(), [_label(t.get_text()) for t in ax.get_xticklabels()],
                   rotation=40, ha="right", rotation_mode="anchor")
 
 
@@ -186,7 +190,7 @@ def icc_dots(comp: pd.DataFrame, highlight, metric: str = "forget_acc"):
             ax.plot([d.loc[m, "icc_lo"], d.loc[m, "icc_hi"]], [y, y], color=c, lw=1)  # its exact 95 % interval
             ax.plot(d.loc[m, "icc"], y, "o", color=c, mfc=c if m in highlight else "white",
                     label=place(key) if n == 0 else None)  # one legend entry per target
-    ax.set_yticks(range(len(order)), [_methods()[m].label if m in _methods() else m for m in order])
+    ax.set_yticks(range(len(order)), [_label(m) for m in order])
     ax.invert_yaxis()
     ax.set_xlim(-0.03, 1.03)
     ax.axvline(0.5, color="grey", lw=0.8, ls=":")
@@ -222,7 +226,7 @@ def init_order_bars(io: pd.DataFrame, metric: str = "forget_acc"):
             share = (d.loc[order, col] / total.loc[order]).where(total.loc[order] > 0, 0.0)
             ax.barh(range(len(order)), share.to_numpy(), left=left.to_numpy(), color=c, label=name)
             left = left + share
-        ax.set_yticks(range(len(order)), [_methods()[m].label if m in _methods() else m for m in order])
+        ax.set_yticks(range(len(order)), [_label(m) for m in order])
         ax.invert_yaxis()
         ax.set_xlim(0, 1)
         ax.set_title(place(key) if " " in key and not key.startswith("(") else key, fontsize=9)
@@ -241,7 +245,7 @@ def ulira_targets(targets: pd.DataFrame):
     if order:
         sns.boxplot(data=targets, y="method", x="membership", order=order, whis=(5, 95), fliersize=1.5,
                     color=sns.color_palette()[0], ax=ax)
-        ax.set_yticks(range(len(order)), [_methods()[m].label if m in _methods() else m for m in order])
+        ax.set_yticks(range(len(order)), [_label(m) for m in order])
     else:
         ax.text(0.5, 0.5, "no ulira design in this run", ha="center", va="center", transform=ax.transAxes)
     ax.axvline(0.5, color="black", lw=1)

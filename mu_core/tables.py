@@ -85,11 +85,41 @@ def paper_cost() -> str:
     return "\n".join(lines) + "\n"
 
 
+def portability(folder: str | None = None) -> str:
+    """Markdown: the newest measurement of how far the book's numbers travel between numerical
+    paths (``benchmarks/portability.py`` writes ``benchmarks/results/portability-DATE.json``), per
+    domain and metric, and the book's texts that differ; a line saying none is recorded otherwise."""
+    import glob
+    import json
+    from .study import BENCHMARK_RESULTS
+    paths = sorted(glob.glob(os.path.join(folder or BENCHMARK_RESULTS, "portability-*.json")))
+    if not paths:
+        return "No measurement is recorded in benchmarks/results/ (run `make portability`).\n"
+    rec = json.load(open(paths[-1]))
+    out = []
+    for path, comp in rec["comparisons"].items():
+        env = ", ".join(f"`{k}={v}`" for k, v in rec["paths"][path].items())
+        out += [f"Measured on {rec['date']} at commit {str(rec['commit'])[:10]}, profile `{rec['profile']}`, on "
+                f"{rec['machine'].get('processor', 'this machine')}: the path {env} against this machine's default.", "",
+                "| study | metric | largest row difference | rows that differ | largest mean difference | largest W2 difference | largest ICC difference | rank flips changed |",
+                "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for study, d in comp["domains"].items():
+            for m, r in d["metrics"].items():
+                f = lambda v: "–" if v is None else f"{v:.3g}"  # noqa: E731
+                out.append(f"| {study} | {m} | {f(r['row'])} | {r['rows_differing']} of {d['rows_matched']} | "
+                           f"{f(r['mean'])} | {f(r.get('w2'))} | {f(r.get('icc'))} | {r.get('rank_flips_changed', '–')} |")
+        b = comp["book"]
+        out += ["", f"Of the book's {b['compared']} generated texts and tables, {b['differ']} differ between the two "
+                    f"paths, {len(b['differ_results'])} of them results (the others hold a timing or a folder)"
+                + (": " + ", ".join(f"`{k}`" for k in b["differ_results"]) if b["differ_results"] else "") + ".", ""]
+    return "\n".join(out) + f"\nFrom `benchmarks/results/{os.path.basename(paths[-1])}`.\n"
+
+
 def write(folder: str) -> list[str]:
     os.makedirs(folder, exist_ok=True)
     paths = []
     for name, text in (("method_params.md", method_params()), ("notebook_params.md", notebook_params()),
-                       ("paper_cost.md", paper_cost())):
+                       ("paper_cost.md", paper_cost()), ("portability.md", portability())):
         path = os.path.join(folder, name)
         with open(path, "w") as f:
             f.write(text)

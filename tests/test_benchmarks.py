@@ -125,3 +125,23 @@ def test_the_ltr_benchmark_measures_both_loops_and_projects_the_paper_grid():
     assert len(parts) == 6 and abs(sum(parts) - total) < 0.2
     for name, r, hours in rows:  # hours = interactions / rate / cores
         assert abs(float(hours.replace(",", "")) - total * 1e6 / float(r.replace(",", "")) / (os.cpu_count() or 1) / 3600) < 0.1
+
+
+def test_the_rerunning_page_reads_the_newest_portability_measurement(tmp_path):
+    """tables.portability: the book's table of how far numbers travel is generated from the newest
+    benchmarks/results/portability-*.json, never typed; without one it says so."""
+    from mu_core import tables
+    assert "No measurement is recorded" in tables.portability(str(tmp_path))
+    metrics = {"forget_acc": {"row": 0.0, "rows_differing": 0, "mean": 0.0, "w2": 0.0, "icc": 0.0, "rank_flips_changed": 0},
+               "retain_acc": {"row": 1.25, "rows_differing": 3, "mean": 0.01, "w2": 0.2, "icc": 0.03, "rank_flips_changed": 1}}
+    for date, row in (("2026-01-01", 9.0), ("2026-02-01", 1.25)):
+        rec = {"date": date, "commit": "abcdef1234567", "profile": "classroom", "machine": {"processor": "CPU Z"},
+               "paths": {"aten": {"ATEN_CPU_CAPABILITY": "default"}},
+               "comparisons": {"aten": {"domains": {"images": {"rows_matched": 40, "metrics": {
+                   **metrics, "retain_acc": {**metrics["retain_acc"], "row": row}}}},
+                   "book": {"compared": 10, "differ": 2, "differ_results": ["04_figure2/fig2_top"]}}}}
+        (tmp_path / f"portability-{date}.json").write_text(json.dumps(rec))
+    text = tables.portability(str(tmp_path))
+    assert "Measured on 2026-02-01 at commit abcdef1234" in text and "`ATEN_CPU_CAPABILITY=default`" in text
+    assert "| images | retain_acc | 1.25 | 3 of 40 | 0.01 | 0.2 | 0.03 | 1 |" in text
+    assert "2 differ between the two paths, 1 of them results" in text and "`04_figure2/fig2_top`" in text

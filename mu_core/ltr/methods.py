@@ -176,8 +176,3 @@ def fed_eraser(trained, data, spec, p, mode, gen):
     if mode == "reference":
         return trained["w"] + 0.1 * np.sum(U, axis=0)  # quirk (reference): add-at-0.1 evaluation
     return U[-1]
-
-
-METHODS = {"retrain": retrain, "fed_remove": fed_remove, "fed_eraser": fed_eraser,
-           "fine_tuning": fine_tuning, "pga": pga}
-DETERMINISTIC = ("fed_remove",)
