@@ -332,14 +332,14 @@ def overstatements(comp: pd.DataFrame, metric: str | None = None) -> dict:
             "text": f"{n} of {len(p)} (about {ALPHA * len(p):.1f} expected by chance alone)"}
 
 
-def flips_summary(flips: pd.DataFrame) -> dict:
+def flips_summary(flips: pd.DataFrame, prof: dict | None = None) -> dict:
     """Text for the book: how many pairs flip at all, and the most fragile pair."""
     f = flips.dropna(subset=["p_flip"])
     if f.empty:
         return {"flip_any": "0 of 0", "flip_worst_pair": "none", "flip_worst_p": "0",
                 "flip_worst": "no pair could be compared"}
     worst = f.sort_values("p_flip", ascending=False, kind="stable").iloc[0]
-    pair = f"{' vs '.join(label(m) for m in worst.pair.split(' vs '))} ({worst.setting})"
+    pair = f"{' vs '.join(label(m, prof) for m in worst.pair.split(' vs '))} ({worst.setting})"
     return {"flip_any": f"{int((f.p_flip > 0).sum())} of {len(f)}", "flip_worst_pair": pair,
             "flip_worst_p": f"{worst.p_flip:.2f}",
             "flip_worst": f"the most fragile is {pair}, flipped with probability {worst.p_flip:.2f}" if worst.p_flip > 0
@@ -371,7 +371,7 @@ def wider_sentence(ranges: pd.DataFrame, place) -> str:
     return "; ".join(parts) or "no panel"
 
 
-def icc_by_chapter(comp: pd.DataFrame, methods, metric: str = "forget_acc") -> dict:
+def icc_by_chapter(comp: pd.DataFrame, methods, metric: str = "forget_acc", prof: dict | None = None) -> dict:
     """Text for the book: the median ICC of ``methods`` beside that of the paper's stochastic
     methods, and which of ``methods`` have an ICC above 0.5 somewhere."""
     f = comp[comp.metric == metric]
@@ -382,7 +382,7 @@ def icc_by_chapter(comp: pd.DataFrame, methods, metric: str = "forget_acc") -> d
     where = high.groupby("method", sort=False).key.apply(", ".join)
     return {"du_icc_median": f"{mine.icc.median():.2f}" if mine.icc.notna().any() else "undefined",
             "paper_icc_median": f"{paper.icc.median():.2f}" if paper.icc.notna().any() else "undefined",
-            "du_icc_high": "; ".join(f"{label(m)} ({w})" for m, w in where.items()) or "none of them"}
+            "du_icc_high": "; ".join(f"{label(m, prof)} ({w})" for m, w in where.items()) or "none of them"}
 
 
 def pairs_among(flips: pd.DataFrame, methods) -> pd.DataFrame:
@@ -391,16 +391,20 @@ def pairs_among(flips: pd.DataFrame, methods) -> pd.DataFrame:
     return flips[both.astype(bool)] if len(flips) else flips
 
 
-def trio_sentence(flips: pd.DataFrame) -> str:
-    """Per pair, where protocol A can order it the other way and how likely that is."""
+def trio_sentence(flips: pd.DataFrame, prof: dict | None = None) -> str:
+    """Per pair, where protocol A can order it the other way and how likely that is (with the
+    profile, an analogue is named as one: ``domains.label``)."""
     if flips.empty:
         return "No pair of these methods is in this run"
     parts = []
     for pair, g in flips.groupby("pair", sort=False):
-        name = " and ".join(label(m) for m in pair.split(" vs "))
+        name = " and ".join(label(m, prof) for m in pair.split(" vs "))
         ranked = g.dropna(subset=["p_flip"])  # a tie (equal means) has no order to flip
         hit = ranked[ranked.p_flip > 0]
         ties = len(g) - len(ranked)
+        if ranked.empty:
+            parts.append(f"{name} tie on every target ({ties}): there is no order to flip")
+            continue
         parts.append(f"{name} flip on {len(hit)} of {len(ranked)} target{'s' * (len(ranked) != 1)} where they differ"
                      + (f" (at most with probability {hit.p_flip.max():.2f}, {hit.loc[hit.p_flip.idxmax(), 'setting']})"
                         if len(hit) else "") + (f"; they tie on {ties}" if ties else ""))

@@ -288,6 +288,7 @@ def test_the_sigma_b_claim_reads_the_bootstrap_interval_not_the_point_estimate()
 def test_ties_are_not_counted_as_pairs_that_do_not_flip():
     flips = pd.DataFrame({"setting": ["a 1", "b 1", "c 1"], "pair": ["ng_plus vs msg"] * 3, "p_flip": [0.0, np.nan, np.nan]})
     assert analysis.trio_sentence(flips) == "NG+ and MSG flip on 0 of 1 target where they differ; they tie on 2"
+    assert analysis.trio_sentence(flips.iloc[1:]) == "NG+ and MSG tie on every target (2): there is no order to flip"
 
 
 def test_the_budget_sentence_leaves_the_forced_j_of_deterministic_methods_apart():
