@@ -61,6 +61,20 @@ def all_methods() -> dict:
 CONV_ONLY = ("msg", "ct")  # Deep Unlearn's methods defined on convolutions (images.deepunlearn: their analogues)
 
 
+def metric_words() -> dict:
+    """{metric: (figure label, table header)} of every domain, each declared beside its metrics
+    (``images.metrics.WORDS``, ``ltr.engine.WORDS``, ``lm.engine.WORDS``)."""
+    from .images.metrics import WORDS
+    from .lm.engine import WORDS as LMW
+    from .ltr.engine import WORDS as LTRW
+    return {**WORDS, **LTRW, **LMW}
+
+
+def metric_label(metric: str) -> str:
+    """A metric as a figure's axis names it (the name itself for a user's own metric)."""
+    return metric_words().get(metric, (metric,))[0]
+
+
 def label(method: str, prof: dict | None = None) -> str:
     """A method as pages name it, whatever its domain; with the profile, a convolution-only method
     on a network without convolutions is named as the analogue it is."""

@@ -292,15 +292,18 @@ def figure1_targets(prof: dict, a: str | None, b: str | None):
     return out
 
 
-HEADERS = {"retain_acc": "retain (%)", "forget_acc": "forget (%)", "test_acc": "test (%)", "mia": "MIA (%)",
-           "sigma_b2": "σ_b²", "sigma_b2_lo": "σ_b² low", "sigma_b2_hi": "σ_b² high", "sigma_w2": "σ_w²", "icc": "ICC",
+HEADERS = {"sigma_b2": "σ_b²", "sigma_b2_lo": "σ_b² low", "sigma_b2_hi": "σ_b² high", "sigma_w2": "σ_w²", "icc": "ICC",
            "sigma_init2": "σ²_init", "sigma_order2": "σ²_order", "sigma_inter2": "σ²_init×order",
            "sigma_unlearn2": "σ²_unlearn", "init_only_share": "init-only share", "w2_median": "W2(A, B)",
            "b_vs_b": "B vs B", "stands_out": "stands out", "du_membership": "DU score",
            "du_membership_lo": "low", "du_membership_hi": "high", "auc": "AUC", "auc_lo": "AUC low",
-           "auc_hi": "AUC high", "balanced_acc": "best bal. acc.", "tpr_at_1pct_fpr": "TPR at 1 % FPR",
-           "log10_forget_quality": "log10 FQ", "model_utility": "utility", "forget_truth_ratio": "forget TR",
-           "forget_rouge": "forget ROUGE", "retain_rouge": "retain ROUGE"}
+           "auc_hi": "AUC high", "balanced_acc": "best bal. acc.", "tpr_at_1pct_fpr": "TPR at 1 % FPR"}
+# the statistics' column headers; a metric's header is its domain's (domains.metric_words)
+
+
+def header(column: str) -> str:
+    from .domains import metric_words
+    return HEADERS.get(column) or metric_words().get(column, (None, column))[1]
 
 
 def show(df, digits: int = 2, nan: str = "–", caption: str | None = None):
@@ -317,7 +320,7 @@ def show(df, digits: int = 2, nan: str = "–", caption: str | None = None):
             out = out.assign(method=out.method.map(label))
         if "pair" in out.columns:  # 'finetune vs ssd' -> 'Finetune vs SSD'
             out = out.assign(pair=out.pair.map(lambda p: " vs ".join(map(label, str(p).split(" vs ")))))
-    out = out.rename(columns=HEADERS)
+    out = out.rename(columns=header)
     styled = out.style.format(precision=digits, na_rep=nan).hide(axis="index")
     return styled.set_caption(caption) if caption else styled
 
@@ -351,8 +354,8 @@ def settings_tables(table, metrics, design: str = "paper", digits: int = 1) -> N
     t = table[table.design == design].assign(key=lambda d: d.dataset + "/" + d.setting)
     means = t.groupby(["key", "method", "protocol"], sort=False)[list(metrics)].mean().unstack("protocol")
     protocols = sorted(set(t.protocol))
-    means.columns = [f"{HEADERS.get(m, m)}, {p}" for m, p in means.columns]
-    cols = [f"{HEADERS.get(m, m)}, {p}" for m in metrics for p in protocols]
+    means.columns = [f"{header(m)}, {p}" for m, p in means.columns]
+    cols = [f"{header(m)}, {p}" for m in metrics for p in protocols]
     tables_by(means.reset_index(), ["key"], ["method", *cols], digits,
               f": means per protocol ({', '.join(protocols)}) of the {design} design")
 

@@ -15,12 +15,11 @@ from . import stats
 from .method import with_role
 
 NOISE_COLOR = "#d55e00"  # the B-versus-B baseline, wherever it is drawn
-METRIC_LABELS = {"retain_acc": "retain-set accuracy (%)", "forget_acc": "forget-set accuracy (%)",
-                 "test_acc": "test accuracy (%)", "mia": "MIA (% of forget set called member)",
-                 "ndcg": "nDCG@10 after unlearning", "ndcg_trained": "nDCG@10 of the trained ranker",
-                 "log10_forget_quality": "log10 forget quality", "forget_quality": "forget quality (KS p-value)",
-                 "model_utility": "model utility", "forget_truth_ratio": "forget truth ratio",
-                 "forget_rouge": "forget ROUGE-L recall", "retain_rouge": "retain ROUGE-L recall"}
+def metric_label(metric: str) -> str:
+    """A metric as an axis names it: its domain's word (``domains.metric_label``; imported here, not
+    at the top, so that the simulation needs no torch)."""
+    from .domains import metric_label as words
+    return words(metric)
 
 
 def _methods():
@@ -118,7 +117,7 @@ def ab_boxplot(table: pd.DataFrame, panels, methods=None, retrain_lines=True):
             if retrain_lines and len(r):
                 ax.axhline(r[metric].quantile(q), color="black", lw=1, ls=ls)
         ax.set_xlabel("")
-        ax.set_ylabel(METRIC_LABELS[metric])
+        ax.set_ylabel(metric_label(metric))
         where = place(f"{setting_key} {target}")
         ax.set_title(f"({'abcdefgh'[k]}) {where}" if len(panels) > 1 else where)
         _relabel(ax)
@@ -158,7 +157,7 @@ def w2_boxes(w2table: pd.DataFrame, settings=None, noise: pd.DataFrame | None = 
                         ax.hlines(nz[m], i - 0.42, i + 0.42, color=NOISE_COLOR, linestyle=(0, (3, 1.5)), lw=2, zorder=5)
             ax.set_xlabel("")
             ax.set_ylabel(f"{place(key)}\n$W_2$(A, B) (% points)" if c == 0 else "")
-            ax.set_title(METRIC_LABELS[metric].replace(" (%)", "") if r == 0 else "")
+            ax.set_title(metric_label(metric).replace(" (%)", "") if r == 0 else "")
             if r == len(settings) - 1:
                 _relabel(ax)
             else:
@@ -268,8 +267,8 @@ def components_bars(comp: pd.DataFrame, metric: str = "forget_acc"):
     one = long.key.nunique() == 1  # a single panel is widened to its methods, so their names do not collide
     g = sns.catplot(data=long, x="method", y="variance", hue="component", col="key", kind="bar",
                     order=methods, height=3.2, aspect=max(0.95, 0.4 * len(methods)) if one else 0.95, sharey=False)
-    g.set_axis_labels("", f"variance of {METRIC_LABELS.get(metric, metric).split(' (')[0]}"
-                          + (" (%$^2$)" if metric in METRIC_LABELS and "%" in METRIC_LABELS[metric] else ""))
+    g.set_axis_labels("", f"variance of {metric_label(metric).split(' (')[0]}"
+                          + (" (%$^2$)" if "(%" in metric_label(metric) else ""))
     g.set_titles("{col_name}")
     for ax in g.axes.flat:
         _relabel(ax)
@@ -283,7 +282,7 @@ def instances_boxes(w2inst: pd.DataFrame):
     style()
     methods = method_order(w2inst.method)
     hue = "comparison" if "comparison" in w2inst and w2inst.comparison.nunique() > 1 else None
-    d = w2inst.assign(metric=w2inst.metric.map(lambda m: METRIC_LABELS[m].split(" accuracy")[0]),
+    d = w2inst.assign(metric=w2inst.metric.map(lambda m: metric_label(m).split(" accuracy")[0]),
                       key=w2inst.key.map(place))
     g = sns.catplot(data=d, x="method", y="w2", col="key", row="metric", kind="box", order=methods,
                     hue=hue, whis=(0, 100), fliersize=0, height=2.9, aspect=0.9, sharey=False, margin_titles=True,
@@ -319,7 +318,7 @@ def modes_boxes(both: pd.DataFrame):
             sns.boxplot(data=d[d.key == key], x="method", y=metric, hue="group", hue_order=order, order=methods,
                         whis=(0, 100), fliersize=0, ax=ax, palette=MODE_COLOURS)
             ax.set_xlabel("")
-            ax.set_ylabel(METRIC_LABELS[metric])
+            ax.set_ylabel(metric_label(metric))
             ax.set_title(place(key))
             _relabel(ax)
             ax.get_legend().remove()

@@ -49,3 +49,16 @@ def test_no_import_circle_in_mu_core():
 
 def test_the_cycle_finder_finds_a_circle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
+
+
+def test_every_domain_names_each_of_its_metrics():
+    """Presentation asks the domain for its words: each metric a domain computes has a figure
+    label and a table header declared beside it (domains.metric_words), none guessed by plots."""
+    from mu_core import domains
+    from mu_core.lm import engine as lm
+    from mu_core.ltr import engine as ltr
+    words = domains.metric_words()
+    for metrics in (domains.IMAGE_METRICS, ltr.METRICS, lm.METRICS):
+        for m in metrics:
+            label, header = words[m]
+            assert label and header and label != m, m

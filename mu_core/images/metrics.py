@@ -10,6 +10,10 @@ import torch
 
 from . import data as D
 
+# each metric as a figure labels it and as a table heads it (domains.metric_words gathers every domain's)
+WORDS = {"retain_acc": ("retain-set accuracy (%)", "retain (%)"), "forget_acc": ("forget-set accuracy (%)", "forget (%)"),
+         "test_acc": ("test accuracy (%)", "test (%)"), "mia": ("MIA (% of forget set called member)", "MIA (%)")}
+
 ACCURACY_VERSION = 1  # bump when ``logits`` or ``accuracy`` change what they compute (they also
                       # select the reference's original models, so a bump retrains those)
 METRICS_VERSION = 4   # bump when evaluation changes what it computes (``evaluate``, the entropy MIA,

@@ -41,6 +41,9 @@ from . import model as LM
 LM_VERSION = 2  # bump when the network, its training or the base model's data change what they compute;
                 # 2: the oracle's forget-set NLLs are stored, not its truth ratios (a mode computes those)
 METRICS = ["log10_forget_quality", "forget_quality", "model_utility", "forget_truth_ratio", "forget_rouge", "retain_rouge"]
+WORDS = {"log10_forget_quality": ("log10 forget quality", "log10 FQ"), "forget_quality": ("forget quality (KS p-value)", "FQ"),
+         "model_utility": ("model utility", "utility"), "forget_truth_ratio": ("forget truth ratio", "forget TR"),
+         "forget_rouge": ("forget ROUGE-L recall", "forget ROUGE"), "retain_rouge": ("retain ROUGE-L recall", "retain ROUGE")}
 JOB_VERSIONS = {"eval": EV.EVAL_VERSION}  # a job's metrics: the evaluation's code beside its method's
 TARGET = re.compile(r"forget(\d\d)$")
 MAX_PARAMETERS = 50_000_000  # a network this CPU study trains from scratch: 400 times the classroom's

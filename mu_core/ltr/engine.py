@@ -30,6 +30,7 @@ DATA_VERSION = 1  # bump when the LETOR reader or the synthetic collection chang
 COLLECTIONS = ("synthetic", "mq2007")
 CLICK_MODELS = ("perfect", "navigational", "informational")
 METRICS = ["ndcg", "ndcg_trained"]
+WORDS = {"ndcg": ("nDCG@10 after unlearning", "nDCG@10"), "ndcg_trained": ("nDCG@10 of the trained ranker", "nDCG@10 trained")}
 JOB_VERSIONS: dict = {}  # versions of code a job's result depends on beyond its method's (LTR_VERSION is the model's)
 
 METHODS = {
