@@ -33,7 +33,7 @@ def in_chapter(table: pd.DataFrame, chapter: str) -> pd.DataFrame:
 def grid_keys(table: pd.DataFrame) -> list[tuple[str, str]]:
     """(setting key, target) of every target of the grid design."""
     g = stats.select(table, "grid")
-    return sorted(set(zip(g.dataset + "/" + g.setting, g.target.astype(str))))
+    return sorted(set(zip(stats.keys(g), g.target.astype(str))))
 
 
 def components_with_ci(table: pd.DataFrame, n_boot: int = 200, seed: int = 0,
@@ -378,7 +378,7 @@ def icc_by_chapter(comp: pd.DataFrame, methods, metric: str = "forget_acc", prof
     mine = f[f.method.isin(methods)]
     paper = f[f.method.map(lambda m: m in METHODS and METHODS[m].chapter == "paper" and m not in DETERMINISTIC
                            and m not in UNRANKED)]
-    high = mine[mine.icc > 0.5].assign(key=lambda d: d.dataset + "/" + d.setting)
+    high = mine[mine.icc > 0.5].assign(key=stats.keys)
     where = high.groupby("method", sort=False).key.apply(", ".join)
     return {"du_icc_median": f"{mine.icc.median():.2f}" if mine.icc.notna().any() else "undefined",
             "paper_icc_median": f"{paper.icc.median():.2f}" if paper.icc.notna().any() else "undefined",
@@ -489,7 +489,7 @@ def claims(table: pd.DataFrame, n_boot: int = 200) -> pd.DataFrame:
     claim and setting with its verdict (holds / partly / does not hold / within noise / by
     construction / not tested) and the numbers behind it."""
     out = []
-    settings = sorted(set(stats.select(table, "paper").pipe(lambda t: t.dataset + "/" + t.setting)))
+    settings = sorted(set(stats.keys(stats.select(table, "paper"))))
 
     def add(claim, where, verdict, evidence, rule):
         out.append(dict(claim=claim, verdict=verdict, setting=where, evidence=evidence, rule=rule))
@@ -524,11 +524,11 @@ def claims(table: pd.DataFrame, n_boot: int = 200) -> pd.DataFrame:
     noise = b_noise(table)  # empty without a grid design
     for key in settings:
         for metric in ("retain_acc", "forget_acc"):
-            d = w2[(w2.dataset + "/" + w2.setting == key) & (w2.metric == metric)]
+            d = w2[(stats.keys(w2) == key) & (w2.metric == metric)]
             if d.empty:
                 continue
             med = d.groupby("method").w2.median().sort_values(ascending=False)
-            nz = noise[(noise.dataset + "/" + noise.setting == key) & (noise.metric == metric)].set_index("method").w2
+            nz = noise[(stats.keys(noise) == key) & (noise.metric == metric)].set_index("method").w2
             floor = lambda m: float(nz.get(m, 0.0))  # noqa: E731 - no grid: the absolute floor alone
             out_ = {m: bool(stands_out(med[m], floor(m))) for m in med.index}  # every method, unrounded
             top = med.index[0]
@@ -653,7 +653,7 @@ def deterministic_sentence(table: pd.DataFrame, key: str, target) -> str:
 def modes_summary(both: pd.DataFrame) -> dict:
     """Text for the book: the method and setting whose mean forget-set accuracy under B moves most
     between modes, and SSD's forget-set range under B in corrected mode (per target)."""
-    b = both[both.protocol == "B"].assign(key=lambda d: d.dataset + "/" + d.setting)
+    b = both[both.protocol == "B"].assign(key=stats.keys)
     mean = b.groupby(["key", "method", "mode"]).forget_acc.mean().unstack()  # per setting: never pooled
     shift = (mean["corrected"] - mean["reference"]).dropna()
     key, top = shift.abs().idxmax()

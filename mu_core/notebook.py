@@ -351,7 +351,8 @@ def settings_tables(table, metrics, design: str = "paper", digits: int = 1) -> N
     """One short table per setting: each method's mean of ``metrics`` per protocol, side by side
     (protocol A's rows are one training seed's, B's one per training seed: never averaged together,
     and neither are full-class and sub-class numbers)."""
-    t = table[table.design == design].assign(key=lambda d: d.dataset + "/" + d.setting)
+    from .stats import keys
+    t = table[table.design == design].assign(key=keys)
     means = t.groupby(["key", "method", "protocol"], sort=False)[list(metrics)].mean().unstack("protocol")
     protocols = sorted(set(t.protocol))
     means.columns = [f"{header(m)}, {p}" for m, p in means.columns]

@@ -137,7 +137,7 @@ def w2_boxes(w2table: pd.DataFrame, settings=None, noise: pd.DataFrame | None = 
     columns = retain / forget set. ``noise`` (``analysis.b_noise``): a dash per method at the
     W2 of two independent B instances, sampling noise alone (beyond the paper)."""
     style()
-    t = w2table.assign(key=w2table.dataset + "/" + w2table.setting)
+    t = w2table.assign(key=stats.keys(w2table))
     settings = settings or sorted(t.key.unique())
     metrics = [m for m in ("retain_acc", "forget_acc") if m in set(t.metric)]
     methods = method_order(t.method)
@@ -151,7 +151,7 @@ def w2_boxes(w2table: pd.DataFrame, settings=None, noise: pd.DataFrame | None = 
                         color=sns.color_palette("colorblind")[2], fliersize=0)
             sns.stripplot(data=d, x="method", y="w2", order=methods, ax=ax, color="black", size=3)
             if noise is not None:
-                nz = noise[(noise.dataset + "/" + noise.setting == key) & (noise.metric == metric)].set_index("method").w2
+                nz = noise[(stats.keys(noise) == key) & (noise.metric == metric)].set_index("method").w2
                 for i, m in enumerate(methods):
                     if m in nz:
                         ax.hlines(nz[m], i - 0.42, i + 0.42, color=NOISE_COLOR, linestyle=(0, (3, 1.5)), lw=2, zorder=5)
@@ -179,10 +179,10 @@ def icc_dots(comp: pd.DataFrame, highlight, metric: str = "forget_acc"):
     t = comp[(comp.metric == metric) & comp.icc.notna()]
     t = t[t.method.map(lambda m: m not in _methods() or _methods()[m].role != "original")]  # M_o is no method
     order = method_order(t.method)
-    keys = sorted(set(t.dataset + "/" + t.setting + " " + t.target.astype(str)))
+    keys = sorted(set(stats.keys(t, target=True)))
     fig, ax = plt.subplots(figsize=(6.5, 0.32 * len(order) + 1.4))
     for k, key in enumerate(keys):
-        d = t[t.dataset + "/" + t.setting + " " + t.target.astype(str) == key].set_index("method")
+        d = t[stats.keys(t, target=True) == key].set_index("method")
         c = sns.color_palette()[k]
         for n, (i, m) in enumerate((i, m) for i, m in enumerate(order) if m in d.index):
             y = i + (k - 1) * 0.18
@@ -208,7 +208,7 @@ def init_order_bars(io: pd.DataFrame, metric: str = "forget_acc"):
     ``init_order`` design (stacked to 1), one panel per target; a panel says so when a method has
     no variance at all."""
     style()
-    t = io[io.metric == metric].assign(key=lambda d: d.dataset + "/" + d.setting + " " + d.target.astype(str))
+    t = io[io.metric == metric].assign(key=lambda d: stats.keys(d, target=True))
     keys = sorted(set(t.key)) or ["(no init_order design in this run)"]
     fig, axes = plt.subplots(len(keys), 1, figsize=(6.5, 0.3 * max(1, t.method.nunique()) * len(keys) + 1.2 * len(keys)),
                              squeeze=False)
@@ -257,7 +257,7 @@ def ulira_targets(targets: pd.DataFrame):
 def components_bars(comp: pd.DataFrame, metric: str = "forget_acc"):
     """Between-seed and within-seed variance (the two terms of equation 2) per method and setting."""
     style()
-    t = comp[comp.metric == metric].assign(key=lambda d: d.dataset + "/" + d.setting + " " + d.target.astype(str))
+    t = comp[comp.metric == metric].assign(key=lambda d: stats.keys(d, target=True))
     long = t.melt(id_vars=["key", "method"], value_vars=["sigma_b2", "sigma_w2"], var_name="component",
                   value_name="variance")
     long["component"] = long.component.map({"sigma_b2": r"training seed: $\sigma_b^2 = \mathrm{var}\,E(Z\mid S)$",
@@ -309,7 +309,7 @@ def modes_boxes(both: pd.DataFrame):
     style()
     methods = method_order(both.method)
     d = both.assign(group=both["mode"] + ", " + both.protocol.map({"A": "A", "B": "B"}),
-                    key=both.dataset + "/" + both.setting)
+                    key=stats.keys(both))
     order = [f"{m}, {p}" for m in ("reference", "corrected") for p in "AB" if f"{m}, {p}" in set(d.group)]
     keys = sorted(set(d.key))
     fig, axes = plt.subplots(len(keys), 2, figsize=(8, 3.2 * len(keys)), squeeze=False)

@@ -50,6 +50,13 @@ def w2(x, y) -> float:
 
 # --- tables to arrays ----------------------------------------------------------------------
 
+def keys(t: pd.DataFrame, target: bool = False) -> pd.Series:
+    """Each row's setting key, 'mnist5/sub_class' (with ``target``: 'mnist5/sub_class 7'): the
+    one place the key is built from the dataset and setting columns."""
+    k = t.dataset + "/" + t.setting
+    return k + " " + t.target.astype(str) if target else k
+
+
 def select(table: pd.DataFrame, design: str, setting_key: str | None = None, target=None,
            method: str | None = None, protocol: str | None = None) -> pd.DataFrame:
     """The rows of one design, optionally of one setting ('mnist5/sub_class'), target, method
