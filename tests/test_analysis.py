@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from mu_core import analysis, stats
+from mu_core.images import claims as claims_of
 
 
 def grid_table(I=12, J=11, seed=0):
@@ -203,14 +204,14 @@ def test_the_vary_claim_tests_the_spread_under_b_against_a_seeds_unlearning_spre
     for r, v in zip([r for r in ft if r["protocol"] == "A"], [90.0, 90.1, 90.2, 90.3]):
         r["retain_acc"] = v
     varying = pd.DataFrame(paper_rows("ssd", [10.0] * 4, [10.0, 14.0, 18.0, 30.0], retain_b=[90, 91, 92, 93]) + ft)
-    assert verdict(analysis.claims(varying), "...yet they vary") == ["holds"]
+    assert verdict(claims_of.claims(varying), "...yet they vary") == ["holds"]
     # a range of 0.05 points is variation, but no more than noise: the rule can fail
     slight = pd.DataFrame(paper_rows("ssd", [10.0] * 4, [10.0, 10.05, 10.0, 10.05], retain_b=[90, 90.05, 90, 90.05]) + ft)
-    c = analysis.claims(slight)
+    c = claims_of.claims(slight)
     assert verdict(c, "...yet they vary") == ["does not hold"] and "below it everywhere for SSD retain, SSD forget" in " ".join(c.evidence)
     half = pd.DataFrame(paper_rows("ssd", [10.0] * 4, [10.0, 14.0, 18.0, 30.0], retain_b=[90, 90.05, 90, 90.05]) + ft)
-    assert verdict(analysis.claims(half), "...yet they vary") == ["partly"]
-    alone = analysis.claims(pd.DataFrame(paper_rows("ssd", [10.0] * 4, [10.0] * 4)))
+    assert verdict(claims_of.claims(half), "...yet they vary") == ["partly"]
+    alone = claims_of.claims(pd.DataFrame(paper_rows("ssd", [10.0] * 4, [10.0] * 4)))
     assert verdict(alone, "...yet they vary") == ["not tested"]  # no unlearning-seed spread to compare with
     assert verdict(alone, "SSD and LFSSD are deterministic") == ["by construction"]
 
@@ -219,14 +220,14 @@ def test_the_w2_claim_needs_the_largest_distance_and_one_that_stands_out():
     # SSD: A at 10 (one seed), B spread 20..50: far apart; Finetune: A and B alike
     ssd = paper_rows("ssd", [10.0] * 4, [20.0, 30.0, 40.0, 50.0])
     ft = paper_rows("finetune", [30.0, 31.0, 32.0, 33.0], [30.0, 31.0, 32.0, 33.0])
-    assert verdict(analysis.claims(pd.DataFrame(ssd + ft)), "SSD and LFSSD have the largest W2(A, B) (forget") == ["holds"]
+    assert verdict(claims_of.claims(pd.DataFrame(ssd + ft)), "SSD and LFSSD have the largest W2(A, B) (forget") == ["holds"]
     # the other way round: Finetune's A is far, SSD's A sits in B's distribution
     ssd2 = paper_rows("ssd", [30.0, 31.0, 32.0, 33.0], [30.0, 31.0, 32.0, 33.0])
     ft2 = paper_rows("finetune", [10.0] * 4, [20.0, 30.0, 40.0, 50.0])
-    assert verdict(analysis.claims(pd.DataFrame(ssd2 + ft2)), "SSD and LFSSD have the largest W2(A, B) (forget") == ["does not hold"]
+    assert verdict(claims_of.claims(pd.DataFrame(ssd2 + ft2)), "SSD and LFSSD have the largest W2(A, B) (forget") == ["does not hold"]
     # SSD largest but below the one-point floor: no verdict either way
     tiny = paper_rows("ssd", [10.0] * 4, [10.2, 10.4, 10.6, 10.8]) + paper_rows("finetune", [10.0] * 4, [10.0] * 4)
-    assert verdict(analysis.claims(pd.DataFrame(tiny)), "SSD and LFSSD have the largest W2(A, B) (forget") == ["within noise"]
+    assert verdict(claims_of.claims(pd.DataFrame(tiny)), "SSD and LFSSD have the largest W2(A, B) (forget") == ["within noise"]
 
 
 def test_the_w2_claim_tests_every_method_against_its_own_noise():
@@ -239,7 +240,7 @@ def test_the_w2_claim_tests_every_method_against_its_own_noise():
     quiet_ssd = grid_rows("ssd", np.repeat(10 + 0.5 * rng.standard_normal((8, 1)), 3, 1))
     loud_ft = grid_rows("finetune", np.repeat(10 + 40 * rng.standard_normal((8, 1)), 3, 1))
     start = "SSD and LFSSD have the largest W2(A, B) (forget"
-    c = analysis.claims(pd.DataFrame(ssd + ft + quiet_ssd + loud_ft), n_boot=20)
+    c = claims_of.claims(pd.DataFrame(ssd + ft + quiet_ssd + loud_ft), n_boot=20)
     assert verdict(c, start) == ["partly"]
     row = c[c.claim.str.startswith(start)].iloc[0]
     assert "standing out: SSD" in row.evidence and "x its noise" in row.evidence
@@ -253,8 +254,8 @@ def test_the_w2_claim_uses_the_b_versus_b_noise_of_the_grid():
     quiet = grid_rows("ssd", np.repeat(rng.normal(10, 0.5, (8, 1)), 3, 1)) + grid_rows("finetune", np.full((8, 3), 30.0))
     loud = grid_rows("ssd", np.repeat(rng.normal(10, 20, (8, 1)), 3, 1)) + grid_rows("finetune", np.full((8, 3), 30.0))
     start = "SSD and LFSSD have the largest W2(A, B) (forget"
-    assert verdict(analysis.claims(pd.DataFrame(ssd + ft + quiet), n_boot=20), start) == ["holds"]
-    assert verdict(analysis.claims(pd.DataFrame(ssd + ft + loud), n_boot=20), start) == ["within noise"]
+    assert verdict(claims_of.claims(pd.DataFrame(ssd + ft + quiet), n_boot=20), start) == ["holds"]
+    assert verdict(claims_of.claims(pd.DataFrame(ssd + ft + loud), n_boot=20), start) == ["within noise"]
 
 
 def test_the_overstatement_claim_is_a_test_not_a_count_of_noisy_seeds():
@@ -262,11 +263,11 @@ def test_the_overstatement_claim_is_a_test_not_a_count_of_noisy_seeds():
     base = paper_rows("ssd", [10.0] * 4, [12.0, 14.0, 16.0, 18.0])
     homogeneous = rng.normal(50, 2, (12, 11))  # some seeds' V_A exceed V_B by chance alone
     assert (stats.v_a(homogeneous) > stats.anova(homogeneous)["sigma_b2"] + stats.anova(homogeneous)["sigma_w2"]).any()
-    c = analysis.claims(pd.DataFrame(base + grid_rows("finetune", homogeneous)), n_boot=20)
+    c = claims_of.claims(pd.DataFrame(base + grid_rows("finetune", homogeneous)), n_boot=20)
     assert verdict(c, "A can overstate") == ["not detected"]  # an absence of evidence, said so
     one_loud = homogeneous.copy()
     one_loud[4] = 50 + (one_loud[4] - 50) * 6  # one training seed whose unlearning runs spread far more
-    c = analysis.claims(pd.DataFrame(base + grid_rows("finetune", one_loud)), n_boot=20)
+    c = claims_of.claims(pd.DataFrame(base + grid_rows("finetune", one_loud)), n_boot=20)
     assert verdict(c, "A can overstate") == ["holds"]
     assert analysis.overstatements(stats.components_table(pd.DataFrame(grid_rows("finetune", one_loud))))["n"] >= 1
 
@@ -275,12 +276,12 @@ def test_the_sigma_b_claim_reads_the_bootstrap_interval_not_the_point_estimate()
     rng = np.random.default_rng(2)
     base = paper_rows("ssd", [10.0] * 4, [12.0, 14.0, 16.0, 18.0])
     seeds_matter = rng.normal(0, 5, (12, 1)) + rng.normal(50, 1, (12, 11))
-    c = analysis.claims(pd.DataFrame(base + grid_rows("finetune", seeds_matter)), n_boot=100)
+    c = claims_of.claims(pd.DataFrame(base + grid_rows("finetune", seeds_matter)), n_boot=100)
     assert verdict(c, "On average A understates") == ["holds"]
     no_effect = np.random.default_rng(0).normal(50, 3, (12, 11))  # no seed effect, yet a positive estimate
     comp = stats.components_table(pd.DataFrame(grid_rows("finetune", no_effect)))
     assert (comp.sigma_b2 > 0).all()  # the point estimate alone would say "holds"
-    c = analysis.claims(pd.DataFrame(base + grid_rows("finetune", no_effect)), n_boot=100)
+    c = claims_of.claims(pd.DataFrame(base + grid_rows("finetune", no_effect)), n_boot=100)
     assert verdict(c, "On average A understates") == ["does not hold"]
     assert "above 0 in 0 of 2 method-target-metric cases (point estimate above 0 in 2)" in c.evidence.iloc[-1]
 
@@ -302,7 +303,7 @@ def test_the_budget_sentence_leaves_the_forced_j_of_deterministic_methods_apart(
 
 def test_the_claims_summary_says_what_the_other_verdicts_are():
     claims = pd.DataFrame({"verdict": ["holds", "holds", "partly", "within noise", "not detected", "by construction"]})
-    assert analysis.claims_summary(claims) == ("2 of the 5 verdicts this run measured hold (1 partly, 1 within noise, "
+    assert claims_of.claims_summary(claims) == ("2 of the 5 verdicts this run measured hold (1 partly, 1 within noise, "
                                                "1 not detected); apart from these, 1 by construction")
 
 
@@ -351,9 +352,9 @@ def test_takeaways_name_what_stood_out_and_what_did_not():
                               w2_median=[6.0, 1.5], b_vs_b=[2.0, 1.0], ratio=[3.0, 1.5], clear=[True, False]))
     claims = pd.DataFrame(dict(claim=["c1", "c2", "c3"], verdict=["holds", "not detected", "by construction"],
                                setting=["mnist10/full_class", "grid design", "all"], evidence="", rule=["w2", "overstate", "deterministic"]))
-    t = analysis.takeaways(claims, above)
+    t = claims_of.takeaways(claims, above)
     assert t["found"].startswith("in 1 of 2 method-setting pairs") and "SSD on mnist10/full_class: W2 6.00 points, 3 times" in t["found"]
     assert t["not_found"] == ("1 of 2 method-setting pairs stay within sampling noise; 1 verdict on the paper's claims did "
                               "not hold in full here: A can overstate the variance: not detected (grid design)")
-    t = analysis.takeaways(claims.iloc[[0, 2]], above.assign(clear=False))
+    t = claims_of.takeaways(claims.iloc[[0, 2]], above.assign(clear=False))
     assert t["found"].startswith("in none of 2") and t["not_found"].endswith("every measured claim of the paper held")
