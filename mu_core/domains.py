@@ -18,6 +18,14 @@ def of(prof: dict) -> str:
     return prof.get("domain", "images")
 
 
+# What an engine module provides (``ltr.engine``, ``lm.engine``), checked for each by
+# tests/test_structure.py: its method table (``method.Method`` records), its metric columns and their
+# words, the versions a job's result depends on beyond its method's, the profile schema and the
+# checks beyond it, its data, the spec (and key) of one trained model, and one job. Images does not
+# yet have such a module: it is still the default branch of plan, tasks, study and profiles.
+CONTRACT = ("METHODS", "METRICS", "WORDS", "JOB_VERSIONS", "schema", "validate", "load", "train_spec", "run_job")
+
+
 def engine(prof: dict):
     """The engine module of a profile's domain other than images (``ltr.engine``, ``lm.engine``:
     schema, validate, load, train_spec, METRICS, METHODS), or None for images."""

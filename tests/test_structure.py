@@ -62,3 +62,17 @@ def test_every_domain_names_each_of_its_metrics():
         for m in metrics:
             label, header = words[m]
             assert label and header and label != m, m
+
+
+def test_every_engine_module_provides_the_contract():
+    """domains.CONTRACT, walked over every registered domain that has an engine module."""
+    from mu_core import domains
+    from mu_core.method import Method
+    engines = {d: domains.engine({"domain": d}) for d in domains.DOMAINS}
+    assert engines["images"] is None and {d for d, e in engines.items() if e} == {"ltr", "lm"}
+    for d, e in engines.items():
+        if e is None:
+            continue
+        missing = [name for name in domains.CONTRACT if not hasattr(e, name)]
+        assert not missing, (d, missing)
+        assert all(isinstance(rec, Method) for rec in e.METHODS.values()) and set(e.METRICS) <= set(e.WORDS), d
