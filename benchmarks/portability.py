@@ -26,12 +26,11 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pandas as pd
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from mu_core import analysis, domains, plan, provenance, stats  # noqa: E402
+from mu_core import analysis, plan, provenance, stats  # noqa: E402
 
 PATHS = {"default": {},
          "aten": {"ATEN_CPU_CAPABILITY": "default"},
@@ -53,6 +52,48 @@ def run_path(name: str, profile: str, root: str) -> float:
     with open(os.path.join(where, "seconds"), "w") as f:
         f.write(str(seconds))
     return seconds
+
+
+# the slice (--slice): each domain's classroom study run by python -m mu_core run, not the notebooks;
+# images with the paper's methods on the paper and grid designs (what Figures 1 and 2, the claims and
+# the components read), learning to rank and language models whole
+SLICE = {"images": ("classroom", ["designs=[paper, grid]", "methods=[original, retrain, finetune, random_labels, "
+                                  "bad_teacher, unsir, ssd, lfssd]"]),
+         "ltr": ("ltr-classroom", []), "lm": ("lm-classroom", [])}
+
+
+def run_slice(name: str, profile: str, root: str) -> float:
+    """The slice's studies on one path, into ROOT/PATH/PROFILE[-ltr|-lm] (a folder with a finished
+    run is reused, so a book run's folders can stand for the default path); wall seconds."""
+    where = os.path.join(root, name)
+    os.makedirs(where, exist_ok=True)
+    t0 = time.time()
+    for what, (prof, sets) in SLICE.items():
+        folder = os.path.join(where, profile + RUNS[what])
+        if os.path.exists(os.path.join(folder, "results.csv")):
+            continue
+        cmd = [sys.executable, "-m", "mu_core", "run", "--profile", prof, "--run-dir", folder, "--no-progress"]
+        for s in sets:
+            cmd += ["--set", s]
+        subprocess.run(cmd, cwd=ROOT, check=True, env={**os.environ, **PATHS[name]})
+    return time.time() - t0
+
+
+def verdicts(t: pd.DataFrame, what: str) -> dict:
+    """{question: answer} of the verdicts a table's pages state: each method's W2 against its noise
+    per setting, and (images) each of the paper's claims per setting."""
+    metric = {"images": "forget_acc", "ltr": "ndcg", "lm": "log10_forget_quality"}[what.split()[0]]
+    out = {}
+    w2 = stats.paper_w2(t, metrics=(metric,))
+    above = analysis.above_noise(w2, analysis.b_noise(t, metrics=(metric,)), metric=metric)
+    for r in above.itertuples():
+        out[f"W2 stands out: {r.method} on {r.dataset}/{r.setting}"] = bool(r.clear)
+    if what == "images":
+        from mu_core.images import claims
+        c = claims.claims(analysis.in_chapter(t, "paper"), n_boot=50)
+        for r in c.itertuples():
+            out[f"claim {r.rule} on {r.setting}: {r.claim[:40]}"] = r.verdict
+    return out
 
 
 def _table(run_dir: str) -> pd.DataFrame | None:
@@ -127,27 +168,38 @@ def main(argv=None):
     ap.add_argument("--profile", default="classroom")
     ap.add_argument("--paths", default="default,aten,mkl")
     ap.add_argument("--root", default=os.path.join(ROOT, "runs", "portability"))
+    ap.add_argument("--slice", action="store_true", help="each domain's study (SLICE) instead of the whole book")
     args = ap.parse_args(argv)
     names = args.paths.split(",")
-    seconds = {n: run_path(n, args.profile, args.root) for n in names}
+    seconds = {n: (run_slice if args.slice else run_path)(n, args.profile, args.root) for n in names}
     base = names[0]
     report = {"date": datetime.date.today().isoformat(), "commit": provenance.commit(), "profile": args.profile,
+              "slice": {w: [p, *s] for w, (p, s) in SLICE.items()} if args.slice else None,
               "machine": provenance.numerics(), "paths": {n: PATHS[n] for n in names}, "wall_seconds": seconds,
               "against": base, "comparisons": {}}
     texts = {n: book_texts(os.path.join(args.root, n, "executed")) for n in names}
     for n in names[1:]:
         comp = {"book": compare_book(texts[base], texts[n]), "domains": {}}
+        comp["verdicts"] = {}
         for what, suffix in RUNS.items():
             ta = _table(os.path.join(args.root, base, args.profile + suffix))
             tb = _table(os.path.join(args.root, n, args.profile + suffix))
             if ta is not None and tb is not None:
+                keys = [c for c in plan.KEYS + plan.SPLIT_SEEDS if c in ta.columns]
+                ta = ta.merge(tb[keys], on=keys)  # the rows both paths ran (a book run holds more than a slice)
                 comp["domains"][what] = compare_tables(ta, tb)
+                va, vb = verdicts(ta, what), verdicts(tb, what)
+                comp["verdicts"][what] = {"compared": len(set(va) & set(vb)),
+                                          "changed": {k: [va[k], vb[k]] for k in va if k in vb and va[k] != vb[k]}}
         report["comparisons"][n] = comp
         print(f"== {n} against {base} ({PATHS[n]}); wall {seconds[n]:.0f} s against {seconds[base]:.0f} s")
         for what, c in comp["domains"].items():
             for m, r in c["metrics"].items():
                 print(f"  {what:17s} {m:22s} " + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
                                                           for k, v in r.items()))
+        for what, v in comp["verdicts"].items():
+            print(f"  verdicts {what}: {len(v['changed'])} of {v['compared']} changed" +
+                  "".join(f"\n    {k}: {a} -> {b}" for k, (a, b) in v["changed"].items()))
         b = comp["book"]
         print(f"  book: {b['differ']} of {b['compared']} texts and tables differ; results among them: "
               f"{len(b['differ_results'])}")

@@ -108,7 +108,15 @@ def portability(folder: str | None = None) -> str:
                 f = lambda v: "–" if v is None else f"{v:.3g}"  # noqa: E731
                 out.append(f"| {study} | {m} | {f(r['row'])} | {r['rows_differing']} of {d['rows_matched']} | "
                            f"{f(r['mean'])} | {f(r.get('w2'))} | {f(r.get('icc'))} | {r.get('rank_flips_changed', '–')} |")
+        for study, v in comp.get("verdicts", {}).items():
+            out.append(f"\n{study}: {len(v['changed'])} of {v['compared']} verdicts changed"
+                       + (": " + "; ".join(f"{k}: {a} became {b}" for k, (a, b) in v["changed"].items())
+                          if v["changed"] else " (each method's W2 against its noise" +
+                          (", each of the paper's claims)" if study == "images" else ")")))
         b = comp["book"]
+        if not b["compared"]:
+            out += ["", "The slice ran each domain's study, not the book's notebooks, so no page's text was compared."]
+            continue
         out += ["", f"Of the book's {b['compared']} generated texts and tables, {b['differ']} differ between the two "
                     f"paths, {len(b['differ_results'])} of them results (the others hold a timing or a folder)"
                 + (": " + ", ".join(f"`{k}`" for k in b["differ_results"]) if b["differ_results"] else "") + ".", ""]
