@@ -9,6 +9,11 @@ PROFILE ?= classroom
 RUN_DIR ?= runs/$(PROFILE)
 EXECUTED ?= book/executed
 NOTEBOOKS := 01_train 02_unlearn 03_figure1 04_figure2 05_beyond 06_modes 07_simulation 08_claims 09_deepunlearn 10_ltr 11_lm 12_analyse
+# two streams on the cores: the image study and its pages, and beside them the pages that run their
+# own study or none (learning to rank, language models, the simulation, analyse), which fill the
+# cores the image stream leaves idle (its pages' single-threaded analysis, kernel starts, tails)
+BESIDE := 10_ltr 11_lm 07_simulation 12_analyse
+MAIN := $(filter-out $(BESIDE),$(NOTEBOOKS))
 MATHJAX := book/_extra/mathjax
 
 .PHONY: book test test-fast notebooks paper bench bench-floor bench-gpu portability clean chromium
@@ -26,12 +31,13 @@ $(MATHJAX): $(STAMP)
 
 notebooks: $(STAMP)
 	mkdir -p $(EXECUTED)
-	for nb in $(NOTEBOOKS); do \
-	  echo "== $$nb ($(PROFILE))"; \
-	  MU_CORE_EXECUTED=$(EXECUTED) $(VENV)/bin/papermill notebooks/$$nb.ipynb $(EXECUTED)/$$nb.ipynb --cwd . \
-	    -p profile $(PROFILE) -p run_dir $(RUN_DIR) --progress-bar || { \
-	    echo "notebook $$nb failed; the executed copy is kept in $(EXECUTED)/$$nb.ipynb"; exit 1; }; \
-	done
+	run() { echo "== $$1 ($(PROFILE))"; \
+	  MU_CORE_EXECUTED=$(EXECUTED) $(VENV)/bin/papermill notebooks/$$1.ipynb $(EXECUTED)/$$1.ipynb --cwd . \
+	    -p profile $(PROFILE) -p run_dir $(RUN_DIR) $$2 || { \
+	    echo "notebook $$1 failed; the executed copy is kept in $(EXECUTED)/$$1.ipynb"; return 1; }; }; \
+	( for nb in $(BESIDE); do run $$nb --no-progress-bar || exit 1; done; echo "== beside: done" ) & beside=$$!; \
+	for nb in $(MAIN); do run $$nb --progress-bar || { kill $$beside 2>/dev/null; exit 1; }; done; \
+	wait $$beside
 	$(PY) -m mu_core tidy $(EXECUTED)/*.ipynb
 
 book: notebooks $(MATHJAX)

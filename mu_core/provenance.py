@@ -79,6 +79,14 @@ def numerics() -> dict:
             "environment": {k: os.environ[k] for k in NUMERIC_ENV if k in os.environ}}
 
 
+def clock(device=None):
+    """The clock a job's or a training's seconds are read from: on the CPU the thread's CPU time (a
+    job runs on one thread, so this is its CPU cost, whatever else shares the cores); on a GPU wall
+    time (the kernels run off the thread)."""
+    import time
+    return time.perf_counter if getattr(device, "type", "cpu") == "cuda" else time.thread_time
+
+
 def now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import os
-import time
 
 import torch
 
@@ -104,10 +103,11 @@ def _train(model, spec, path, data, device, show_epochs):
     # data order and augmentation: the order seed (s_t itself unless the init_order design split them)
     gen = torch.Generator().manual_seed(spec.get("order_seed", spec["train_seed"]))
     idx = D.make_split(data, ds, **spec["train_on"]).train_all if "train_on" in spec else slice(None)
-    t0 = time.perf_counter()
+    clock = provenance.clock(device)
+    t0 = clock()
     train.fit(model, data.train_x[idx], y_train[idx], spec["recipe"], gen, data, select=select,
               label=f"train {ds} s_t={spec['train_seed']}" if show_epochs else None)
-    seconds = time.perf_counter() - t0
+    seconds = clock() - t0
     store.save_model(path, model, spec["key"])  # the sidecar last: a model counts as stored once it is there
     store.save_json(path[:-3] + ".json", {"train_seconds": seconds, "computed": provenance.stamp(device)}, spec["key"])
 
@@ -196,11 +196,12 @@ def unlearn(model, split, job, ctx: M.Context, device):
     m = copy.deepcopy(model)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    t0 = time.perf_counter()
+    clock = provenance.clock(device)
+    t0 = clock()
     m = method.fn(m, split, p, ctx, gen)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return m, time.perf_counter() - t0
+    return m, clock() - t0
 
 
 def evaluate_job(m, split, job, ctx: M.Context) -> dict:
