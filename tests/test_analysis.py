@@ -356,5 +356,9 @@ def test_takeaways_name_what_stood_out_and_what_did_not():
     assert t["found"].startswith("in 1 of 2 method-setting pairs") and "SSD on mnist10/full_class: W2 6.00 points, 3 times" in t["found"]
     assert t["not_found"] == ("1 of 2 method-setting pairs stay within sampling noise; 1 verdict on the paper's claims did "
                               "not hold in full here: A can overstate the variance: not detected (grid design)")
+    two = pd.DataFrame(dict(claim=["SSD and LFSSD have the largest W2(A, B) (retain set)", "SSD and LFSSD have the largest W2(A, B) (forget set)"],
+                            verdict=["partly", "does not hold"], setting="mnist10/full_class", evidence="", rule="w2"))
+    assert ("have the largest W2(A, B) (retain set): partly (mnist10/full_class); SSD and LFSSD have the largest W2(A, B) "
+            "(forget set): does not hold (mnist10/full_class)") in claims_of.takeaways(two, above)["not_found"]
     t = claims_of.takeaways(claims.iloc[[0, 2]], above.assign(clear=False))
     assert t["found"].startswith("in none of 2") and t["not_found"].endswith("every measured claim of the paper held")

@@ -3,6 +3,8 @@ the book builds from the verdicts: the image study's own analysis (the claims ar
 LFSSD), apart from the domain-neutral tables of ``mu_core.analysis`` it draws on."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -151,10 +153,12 @@ def takeaways(claims: pd.DataFrame, above: pd.DataFrame) -> dict:
                  f"distribution unlike many training seeds' by more than sampling noise")
     measured = claims[~claims.verdict.isin(["by construction", "not tested", "holds"])]
     quiet = above[~above.clear]
-    groups = measured.groupby(["rule", "verdict"], sort=False).setting.agg(list)
+    named = measured.assign(name=[CLAIM_NAMES[r] + (f" ({m[1]} set)" if (m := re.search(r"\((\w+) set\)", c)) else "")
+                                  for r, c in zip(measured.rule, measured.claim)])  # the retain and forget W2 claims apart
+    groups = named.groupby(["name", "verdict"], sort=False).setting.agg(list)
     not_found = (f"{len(quiet)} of {len(above)} method-setting pairs stay within sampling noise"
                  + (f"; {len(measured)} verdict{'s' if len(measured) != 1 else ''} on the paper's claims did not hold in full here: "
-                    + "; ".join(f"{CLAIM_NAMES[r]}: {v} ({', '.join(w)})" for (r, v), w in groups.items())
+                    + "; ".join(f"{n}: {v} ({', '.join(w)})" for (n, v), w in groups.items())
                     if len(measured) else "; every measured claim of the paper held"))
     return {"found": found, "not_found": not_found}
 
