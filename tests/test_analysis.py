@@ -362,3 +362,11 @@ def test_takeaways_name_what_stood_out_and_what_did_not():
             "(forget set): does not hold (mnist10/full_class)") in claims_of.takeaways(two, above)["not_found"]
     t = claims_of.takeaways(claims.iloc[[0, 2]], above.assign(clear=False))
     assert t["found"].startswith("in none of 2") and t["not_found"].endswith("every measured claim of the paper held")
+
+
+def test_a_takeaway_names_four_cases_and_counts_the_rest():
+    above = pd.DataFrame(dict(dataset="mnist10", setting=[f"s{i}" for i in range(6)], method="ssd",
+                              w2_median=[6.0 + i for i in range(6)], b_vs_b=1.0, ratio=[6.0 + i for i in range(6)], clear=True))
+    claims = pd.DataFrame(dict(claim=["c"], verdict=["holds"], setting=["all"], evidence="", rule=["w2"]))
+    found = claims_of.takeaways(claims, above)["found"]
+    assert found.count("SSD on mnist10/") == 5 and "and 2 more" in found  # four listed, the clearest named again

@@ -136,6 +136,11 @@ CLAIM_NAMES = {"deterministic": "SSD and LFSSD are deterministic", "vary": "SSD 
                "sigma_b": "σ_b² > 0 everywhere"}  # each rule of RULES as a short claim
 
 
+def _some(items: list, sep: str = ", ", n: int = 4) -> str:
+    """The first ``n`` items, and how many more: a sentence a newcomer reads at a glance."""
+    return sep.join(items[:n]) + (f"{sep}and {len(items) - n} more" if len(items) > n else "")
+
+
 def takeaways(claims: pd.DataFrame, above: pd.DataFrame) -> dict:
     """Two of the landing page's three sentences, from the claims table and the forget-set W2
     verdicts (``above_noise``): what the run found beyond sampling noise, and what it did not."""
@@ -144,7 +149,7 @@ def takeaways(claims: pd.DataFrame, above: pd.DataFrame) -> dict:
         top = hits.iloc[0]
         found = (f"in {len(hits)} of {len(above)} method-setting pairs, one training seed gives a forget-set accuracy "
                  f"distribution unlike that of many training seeds by more than sampling noise ("
-                 + ", ".join(f"{label(r.method)} on {r.dataset}/{r.setting}" for r in hits.itertuples())
+                 + _some([f"{label(r.method)} on {r.dataset}/{r.setting}" for r in hits.itertuples()])
                  + f"); the clearest is {label(top.method)} on {top.dataset}/{top.setting}: W2 {top.w2_median:.2f} points, "
                  + (f"{top.ratio:.3g} times its B-versus-B noise" if np.isfinite(top.ratio) else
                     "against a B-versus-B noise of 0 (its B samples on two halves of the seeds agree exactly)"))
@@ -158,7 +163,7 @@ def takeaways(claims: pd.DataFrame, above: pd.DataFrame) -> dict:
     groups = named.groupby(["name", "verdict"], sort=False).setting.agg(list)
     not_found = (f"{len(quiet)} of {len(above)} method-setting pairs stay within sampling noise"
                  + (f"; {len(measured)} verdict{'s' if len(measured) != 1 else ''} on the paper's claims did not hold in full here: "
-                    + "; ".join(f"{n}: {v} ({', '.join(w)})" for (n, v), w in groups.items())
+                    + _some([f"{n}: {v} ({', '.join(w)})" for (n, v), w in groups.items()], "; ")
                     if len(measured) else "; every measured claim of the paper held"))
     return {"found": found, "not_found": not_found}
 
