@@ -158,9 +158,8 @@ def utility(table: pd.DataFrame, methods, design: str = "grid") -> pd.DataFrame:
     out = (sel.groupby(["dataset", "setting", "target", "method"])[["forget_acc", "retain_acc", "test_acc"]]
            .mean().reset_index())
     order = {m: i for i, m in enumerate(keep)}
-    return out.sort_values(["dataset", "setting", "target"], kind="stable").sort_values(
-        ["dataset", "setting", "target", "method"], key=lambda c: c.map(order) if c.name == "method" else c,
-        kind="stable").reset_index(drop=True)
+    return out.sort_values(["dataset", "setting", "target", "method"], kind="stable",
+                           key=lambda c: c.map(order) if c.name == "method" else c).reset_index(drop=True)
 
 
 def breaking(util: pd.DataFrame, methods, prof: dict | None = None) -> dict:
