@@ -226,20 +226,27 @@ def figure(fig, key: str, run, rows=None, book: str | None = None) -> list[str]:
     import matplotlib.pyplot as plt
     from myst_nb import glue
 
+    from . import single_column
     from .plots import save
     book = book or EXECUTED
     if hasattr(run, "figures"):
         paths = save(fig, os.path.join(run.figures, key), run.metadata(rows))
     else:
         paths = save(fig, os.path.join(run, key))
-    if os.path.isdir(book):
-        os.makedirs(os.path.join(book, "figures"), exist_ok=True)
-        for path in paths:  # the PDF for the page's link, the PNG for pages that show it again (the landing page)
-            shutil.copy(path, os.path.join(book, "figures", os.path.basename(path)))
-    print(f"figure saved as {paths[0]} and {os.path.basename(paths[1])} beside it")
-    from IPython.display import display
+    from IPython.display import Image, display
     display(fig, metadata=ECHO)  # for a rerun notebook; the book shows the glued copy
     glue(key, fig, display=False)
+    # the phone rendering (served below 600 px): a multi-panel figure as one column of panels
+    narrow = single_column.stack(fig) or open(paths[0], "rb").read()
+    paths.append(paths[0][:-4] + "_narrow.png")
+    with open(paths[-1], "wb") as f:
+        f.write(narrow)
+    glue(key + "_narrow", Image(data=narrow, format="png"), display=False)
+    if os.path.isdir(book):
+        os.makedirs(os.path.join(book, "figures"), exist_ok=True)
+        for path in paths:  # the PDF for the page's link, the PNGs for pages that show it again (the landing page)
+            shutil.copy(path, os.path.join(book, "figures", os.path.basename(path)))
+    print(f"figure saved as {paths[0]} and {os.path.basename(paths[1])} beside it")
     plt.close("all")
     return paths
 

@@ -62,9 +62,20 @@ def book(tmp_path_factory):
         execute(apart)
         studied.wait()
         execute(modes)
-    with ThreadPoolExecutor(2) as pool:
-        for f in [pool.submit(images), pool.submit(others)]:
-            f.result()
+    # papermill changes the whole process's working directory while it starts a kernel, so with two
+    # streams a kernel can start in the other's (or the original) directory: the kernels find the
+    # book's folder by its absolute path, not by their working directory
+    before = os.environ.get("MU_CORE_EXECUTED")
+    os.environ["MU_CORE_EXECUTED"] = str(src / "book" / "executed")
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            for f in [pool.submit(images), pool.submit(others)]:
+                f.result()
+    finally:
+        if before is None:
+            os.environ.pop("MU_CORE_EXECUTED")
+        else:
+            os.environ["MU_CORE_EXECUTED"] = before
     from mu_core import notebook
     for nb in NOTEBOOKS:
         notebook.tidy(str(src / "book" / "executed" / (nb + ".ipynb")))
@@ -127,7 +138,7 @@ def test_every_figure_links_to_the_code_that_draws_it(book):
     for nb in NOTEBOOKS:
         md = "".join("".join(c["source"]) for c in json.load(open(src / "book" / "executed" / (nb + ".ipynb")))["cells"]
                      if c["cell_type"] == "markdown")
-        n_figures = len(re.findall(r"\{glue:figure\} (\w+)", md))
+        n_figures = len([k for k in re.findall(r"\{glue:figure\} (\w+)", md) if not k.endswith("_narrow")])
         html = (html_dir / "book" / "executed" / (nb + ".html")).read_text()
         drawn_by = re.findall(r'href="\.\./code\.html#mu_core\.plots\.(\w+)"', html)
         assert len(drawn_by) >= n_figures, (nb, drawn_by)
@@ -159,7 +170,7 @@ def _chromium():
 
 
 CHECK = """<!doctype html><html><body><pre id="out">pending</pre>
-<iframe id="f" src="%s" width="1200" height="900"></iframe>
+<iframe id="f" src="%s" width="%d" height="900"></iframe>
 <script>
 document.getElementById('f').addEventListener('load', function () {
   setTimeout(function () {
@@ -171,6 +182,10 @@ document.getElementById('f').addEventListener('load', function () {
       math: d.querySelectorAll('mjx-container').length,
       images: imgs.length,
       shown: imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length,
+      visible: imgs.filter(function (i) { return i.getClientRects().length > 0; }).map(function (i) {
+        return {narrow: !!i.closest('figure.narrow-only'), wide: !!i.closest('figure.has-narrow'),
+                right: i.getBoundingClientRect().right, width: i.getBoundingClientRect().width,
+                natural: [i.naturalWidth, i.naturalHeight]}; }),
       visible_code_lines: code.map(function (c) { return c.innerText.trim().split('\\n').length; }),
       text: d.body.innerText});
   }, 3000);
@@ -186,9 +201,40 @@ FIGURE_PAGES = ["02_unlearn", "03_figure1", "04_figure2", "05_beyond", "06_modes
 def test_chromium_offline_typesets_math_and_shows_figures(book, page, needs_math, min_images):
     src, proc = book
     assert proc.returncode == 0
+    result = _browse(src, page, 1200)
+    if needs_math:
+        assert result["math"] > 5, {k: v for k, v in result.items() if k != "text"}
+    assert result["images"] >= min_images and result["shown"] == result["images"], result["images"]
+    assert not any(i["narrow"] for i in result["visible"])  # a wide screen shows the wide figures
+    if "executed" in page:  # a figure page: its provenance line, and no long code in view
+        assert re.search(r"profile (smoke, mode reference, data real MNIST digits|ltr-smoke, mode reference, data a "
+                         r"synthetic MQ2007-like collection|lm-smoke, mode reference, data synthetic facts) .*?, computed at commits? \S+.*?; torch \S+",
+                         result["text"]), page
+        assert all(n <= 10 for n in result["visible_code_lines"]), result["visible_code_lines"]
+
+
+@pytest.mark.parametrize("page", ["book/intro.html", "book/executed/03_figure1.html", "book/executed/04_figure2.html",
+                                  "book/executed/07_simulation.html"])
+def test_on_a_phone_each_multi_panel_figure_shows_its_panels_one_under_another(book, page):
+    """At 420 px the phone rendering replaces each multi-panel figure: it is on screen, no wider
+    than the page, one panel wide (taller than wide); the wide rendering is hidden, its caption kept."""
+    src, proc = book
+    assert proc.returncode == 0
+    result = _browse(src, page, 420)
+    visible = result["visible"]
+    assert any(i["narrow"] for i in visible), visible
+    assert not any(i["wide"] for i in visible), visible
+    for i in visible:
+        assert i["right"] <= 420 and i["width"] > 200, i  # on screen, and not shrunk to a thumbnail
+    two_panel = [i for i in visible if i["narrow"] and i["natural"][1] > 1.15 * i["natural"][0]]
+    assert two_panel, visible  # panels stacked: the rendering is taller than wide
+
+
+def _browse(src, page: str, width: int) -> dict:
+    """What headless Chromium shows of ``page`` in a frame ``width`` px wide (images, math, text)."""
     exe = _chromium()
     html = src / "_build" / "html"
-    (html / "check.html").write_text(CHECK % ("/" + page))
+    (html / "check.html").write_text(CHECK % ("/" + page, width))
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(html))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -200,15 +246,7 @@ def test_chromium_offline_typesets_math_and_shows_figures(book, page, needs_math
                              capture_output=True, text=True, timeout=120).stdout
     finally:
         server.shutdown()
-    result = json.loads(re.search(r'<pre id="out">(.*?)</pre>', out, re.S).group(1))
-    if needs_math:
-        assert result["math"] > 5, {k: v for k, v in result.items() if k != "text"}
-    assert result["images"] >= min_images and result["shown"] == result["images"], result["images"]
-    if "executed" in page:  # a figure page: its provenance line, and no long code in view
-        assert re.search(r"profile (smoke, mode reference, data real MNIST digits|ltr-smoke, mode reference, data a "
-                         r"synthetic MQ2007-like collection|lm-smoke, mode reference, data synthetic facts) .*?, computed at commits? \S+.*?; torch \S+",
-                         result["text"]), page
-        assert all(n <= 10 for n in result["visible_code_lines"]), result["visible_code_lines"]
+    return json.loads(re.search(r'<pre id="out">(.*?)</pre>', out, re.S).group(1))
 
 
 def test_a_smoke_book_states_only_its_own_runs_facts(book):
