@@ -29,6 +29,7 @@ from torchvision.transforms import v2 as T
 
 from mu_core import plan, profiles, study
 from mu_core.images import data as D, models
+from mu_core.images import engine as IE
 
 SLICE = {"designs": ["paper"], "paper.I": 2,
          "targets": {"mnist10/full_class": ["7"], "mnist5/full_class": ["1-7"], "mnist5/sub_class": ["7"]}}
@@ -192,7 +193,7 @@ def baseline(prof):
     for r in rows:
         key = (r["dataset"], r["train_seed"])
         if key not in trained:
-            rec = plan.recipe(prof, r["dataset"])
+            rec = IE.recipe(prof, r["dataset"])
             torch.manual_seed(r["train_seed"])
             m = models.build(prof["model"], D.NUM_CLASSES[r["dataset"]], tuple(data.train_x.shape[1:]), r["train_seed"])
             y, yt = D.labels(data, r["dataset"])
@@ -208,7 +209,7 @@ def baseline(prof):
             trained[key] = m
         s = D.make_split(data, r["dataset"], r["setting"], r["target"])
         u = unlearn(r["method"], copy.deepcopy(trained[key]), s, prof["method_params"],
-                    plan.recipe(prof, r["dataset"]), data, r["unlearn_seed"], prof)
+                    IE.recipe(prof, r["dataset"]), data, r["unlearn_seed"], prof)
         evaluate(u, s, data)
     return len(rows), len(trained)
 

@@ -13,14 +13,14 @@ augmentation: crop with 4 px padding, horizontal flip, rotation by up to 15 degr
 For each: images per second, TFLOP/s (training FLOPs per image counted by torch's
 ``FlopCounterMode`` on one forward and backward pass: 3.33 GFLOP for the full-width network),
 peak GPU memory, and the projected hours for the ``paper`` profile's whole plan
-(``plan.training_images``) at that rate. Run::
+(``images.engine.training_images``) at that rate. Run::
 
     .venv/bin/python benchmarks/gpu.py            # on a GPU: about 2 minutes on an H100
     .venv/bin/python benchmarks/gpu.py --smoke    # a narrow network, a few steps (make test)
 
 On a GPU (full width) the rates are recorded as JSON in ``benchmarks/results/gpu-DATE-DEVICE.json``
 with the device, torch version, date, command, commit and ``TRAIN_VERSION``; the book's GPU-hour
-projections (``study.gpu_rate``) read the newest one. ``--out PATH`` writes it elsewhere.
+projections (``images.stages.gpu_rate``) read the newest one. ``--out PATH`` writes it elsewhere.
 
 Not measured because not built yet: a CUDA-graph-captured step and several models on CUDA
 streams (issue 12); the paper-scale run itself.
@@ -43,6 +43,7 @@ from torchvision import transforms as T
 
 from mu_core import plan, profiles, provenance
 from mu_core.images import data as D, models, train
+from mu_core.images import engine as IE
 
 AUG = {"crop_pad": 4, "flip": True, "rotate": 15}
 MEAN, STD = D.NORMALISATION["cifar100"]
@@ -139,7 +140,7 @@ def main():
     recipe = {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "batch": 64,
               "epochs": 1, "augment": AUG}
     paper = profiles.load("paper")
-    paper_images = plan.training_images(paper, D.CIFAR_SIZES)
+    paper_images = IE.training_images(*plan.schedule(paper)[1:], D.CIFAR_SIZES)
     net = lambda: models.build({"arch": "resnet18", "width": width}, 100, (3, 32, 32), 0).to(dev)
     flops = flops_per_image(net(), dev)
     name = torch.cuda.get_device_name() if dev.type == "cuda" else f"CPU ({platform.machine()})"

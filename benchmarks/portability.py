@@ -107,7 +107,7 @@ def _table(run_dir: str) -> pd.DataFrame | None:
 def compare_tables(a: pd.DataFrame, b: pd.DataFrame) -> dict:
     """Per metric: the largest absolute difference of a row, a method mean, a W2 and a variance
     component or ICC; and whether any rank-flip probability moved."""
-    keys = [c for c in plan.KEYS + plan.SPLIT_SEEDS if c in a.columns]
+    keys = plan.row_keys(list(a.columns))
     metrics = [c for c in a.columns if c not in keys + plan.TAIL and pd.api.types.is_numeric_dtype(a[c])]
     both = a.merge(b, on=keys, suffixes=("", "_b"))
     out = {"rows": len(a), "rows_matched": len(both), "metrics": {}}
@@ -185,7 +185,7 @@ def main(argv=None):
             ta = _table(os.path.join(args.root, base, args.profile + suffix))
             tb = _table(os.path.join(args.root, n, args.profile + suffix))
             if ta is not None and tb is not None:
-                keys = [c for c in plan.KEYS + plan.SPLIT_SEEDS if c in ta.columns]
+                keys = plan.row_keys(list(ta.columns))
                 ta = ta.merge(tb[keys], on=keys)  # the rows both paths ran (a book run holds more than a slice)
                 comp["domains"][what] = compare_tables(ta, tb)
                 va, vb = verdicts(ta, what), verdicts(tb, what)

@@ -139,3 +139,10 @@ def _apply(field, v, check):
     if isinstance(check, tuple):  # (key_check, value_check): a mapping with free keys
         return section(field, v, {}, free=check)
     return check(field, v)
+
+
+# Bounds every domain's profile shares, which keep a plan within one machine: a seed that torch and
+# numpy both take, grids and batches a run can hold.
+SEED = Num(0, 2**31 - 1, integer=True)
+SEEDS = Num(1, 1000, integer=True)          # I and J of a design
+BATCH, EPOCHS = Num(1, 2**20, integer=True), Num(1, 10_000, integer=True)

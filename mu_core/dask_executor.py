@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 
 from . import plan, tasks
+from .jobs import resolve_device
 from .errors import ConfigError
 
 
@@ -44,7 +45,7 @@ def execute(prof, run_dir, tspecs, groups, scheduler=None, bar=None, n_workers=N
         client = Client(cluster)
     else:
         client = _connect(scheduler)
-    gpu = tasks.resolve_device(prof["device"]).type == "cuda"
+    gpu = resolve_device(prof["device"]).type == "cuda"
     kw = {"resources": {"GPU": 1}} if gpu else {}
     counts = {"trained": 0, "jobs": 0}
     try:

@@ -1,81 +1,82 @@
-"""The domains the engine runs (a profile's ``domain``), and the few facts it asks of each: the
-metric columns of its results, its methods, how a page names its data.
+"""The domains the engine runs (a profile's ``domain``): a table from each name to its engine
+module, and the few facts pages ask of every domain.
 
-``images`` (the paper's study; the default) lives in ``mu_core.images``; ``ltr`` (federated
-online learning-to-rank) in ``mu_core.ltr``; ``lm`` (language-model unlearning, TOFU's analogue)
-in ``mu_core.lm``. The last two reach the engine through one module each (``engine``). The planner, store, executors, statistics
-and plots take metric names and never a domain's internals.
+``images`` (the paper's study; the default) is ``mu_core.images.engine``; ``ltr`` (federated
+online learning-to-rank) ``mu_core.ltr.engine``; ``lm`` (language-model unlearning, TOFU's
+analogue) ``mu_core.lm.engine``. The planner, tasks, study, store, executors, statistics and plots
+ask the engine of a profile (``engine``) and never branch on a domain's name; an engine module
+imports none of them (no circle: tests/test_structure.py).
 """
 from __future__ import annotations
 
-DOMAINS = ("images", "ltr", "lm")
-TITLES = {"images": "Image classification", "ltr": "Federated online learning to rank",
-          "lm": "Language-model unlearning (TOFU analogue)"}  # each domain as the book's tables title it
-IMAGE_METRICS = ["retain_acc", "forget_acc", "test_acc", "mia"]
+import importlib
+
+ENGINES = {"images": "mu_core.images.engine", "ltr": "mu_core.ltr.engine", "lm": "mu_core.lm.engine"}
+DOMAINS = tuple(ENGINES)
+
+# What an engine module provides, checked for each by tests/test_structure.py:
+#   TITLE                  the domain as the book's tables title it
+#   METHODS                its method table (``method.Method`` records)
+#   METRICS, WORDS         its metric columns, and each one's figure label and table header
+#   SEED_COLUMNS           key columns of its rows beyond s_t and s_u (images: init and order seeds)
+#   DESIGNS                the designs it runs (paper and grid at least)
+#   schema(prof)           its profile fields (``profiles.schema`` adds those every domain shares)
+#   validate(prof)         what its schema cannot say
+#   load(data_cfg)         its data (once per process)
+#   check(prof, n_models, n_jobs)   what the data and the plan's size allow
+#   describe_data(data_cfg)         the data as a page names them (real or synthetic)
+#   model_spec(prof, row)  the spec and key of the trained model behind a row
+#   job_versions(row)      the versions a job's result depends on beyond its method's
+#   worker(prof, run_dir, tspec, show_epochs)  (trained now?, a function computing one job)
+#   after_run(prof, run_dir, rows)  what a finished run writes beyond results.csv
+CONTRACT = ("TITLE", "METHODS", "METRICS", "WORDS", "SEED_COLUMNS", "DESIGNS", "schema", "validate", "load", "check",
+            "describe_data", "model_spec", "job_versions", "worker", "after_run")
 
 
 def of(prof: dict) -> str:
     return prof.get("domain", "images")
 
 
-# What an engine module provides (``ltr.engine``, ``lm.engine``), checked for each by
-# tests/test_structure.py: its method table (``method.Method`` records), its metric columns and their
-# words, the versions a job's result depends on beyond its method's, the profile schema and the
-# checks beyond it, its data, the spec (and key) of one trained model, and one job. Images does not
-# yet have such a module: it is still the default branch of plan, tasks, study and profiles.
-CONTRACT = ("METHODS", "METRICS", "WORDS", "JOB_VERSIONS", "schema", "validate", "load", "train_spec", "run_job")
+def engine_of(name: str):
+    """The engine module of domain ``name``."""
+    return importlib.import_module(ENGINES[name])
 
 
 def engine(prof: dict):
-    """The engine module of a profile's domain other than images (``ltr.engine``, ``lm.engine``:
-    schema, validate, load, train_spec, METRICS, METHODS), or None for images."""
-    d = of(prof)
-    if d == "ltr":
-        from .ltr import engine as e
-        return e
-    if d == "lm":
-        from .lm import engine as e
-        return e
-    return None
+    """The engine module of a profile's domain (images when the profile names none)."""
+    return engine_of(of(prof))
 
 
 def metrics(prof: dict) -> list[str]:
     """The metric columns of the domain's results, in table order."""
-    e = engine(prof)
-    return e.METRICS if e else IMAGE_METRICS
+    return engine(prof).METRICS
 
 
 def methods(prof: dict) -> dict:
-    """The method table of the profile's domain (``methods.Method`` records)."""
-    e = engine(prof)
-    if e:
-        return e.METHODS
-    from .images.methods import METHODS
-    return METHODS
+    """The method table of the profile's domain (``method.Method`` records)."""
+    return engine(prof).METHODS
 
 
 def all_methods() -> dict:
     """Every domain's methods in one table, in table order (images first; a name two domains
     share, Retrain or Original, is one row): for labels and orders on pages that show any domain's results."""
-    from .ltr.engine import METHODS as LTR
-    from .lm.engine import METHODS as LMS
-    from .images.methods import METHODS
-    out = dict(METHODS)
-    for table in (LTR, LMS):
-        out.update({m: rec for m, rec in table.items() if m not in out})
+    out = {}
+    for name in ENGINES:
+        out.update({m: rec for m, rec in engine_of(name).METHODS.items() if m not in out})
     return out
 
 
-CONV_ONLY = ("msg", "ct")  # Deep Unlearn's methods defined on convolutions (images.deepunlearn: their analogues)
+def titles() -> dict:
+    """{domain: its title}, as the book's tables title each domain."""
+    return {name: engine_of(name).TITLE for name in ENGINES}
 
 
 def metric_words() -> dict:
-    """{metric: (figure label, table header)} of every domain, each declared beside its metrics
-    (``images.metrics.WORDS``, ``ltr.engine.WORDS``, ``lm.engine.WORDS``)."""
-    from .images.metrics import WORDS
-    from .lm.engine import WORDS as LMW
-    from .ltr.engine import WORDS as LTRW
-    return {**WORDS, **LTRW, **LMW}
+    """{metric: (figure label, table header)} of every domain, each declared beside its metrics."""
+    out = {}
+    for name in ENGINES:
+        out.update(engine_of(name).WORDS)
+    return out
 
 
 def metric_label(metric: str) -> str:
@@ -84,25 +85,15 @@ def metric_label(metric: str) -> str:
 
 
 def label(method: str, prof: dict | None = None) -> str:
-    """A method as pages name it, whatever its domain; with the profile, a convolution-only method
-    on a network without convolutions is named as the analogue it is."""
+    """A method as pages name it, whatever its domain; with the profile, a method defined on
+    convolutions run on a network without any is named as the analogue it is."""
     rec = all_methods().get(method)
     name = rec.label if rec else method
-    if prof is not None and method in CONV_ONLY and prof.get("model", {}).get("arch") == "mlp":
+    if prof is not None and rec is not None and rec.conv_only and prof.get("model", {}).get("arch") == "mlp":
         return f"{name} (MLP analogue)"
     return name
 
 
 def describe_data(prof: dict) -> str:
     """The data a profile reads, as a page names them (real or synthetic)."""
-    d = prof["data"]
-    if of(prof) == "lm":
-        return (f"synthetic facts (not TOFU: {d['n_entities']} fictitious entities and {d['n_control']} control "
-                f"entities with five attributes each, generated from seed {d['seed']})")
-    if of(prof) == "ltr":
-        if d["source"] == "synthetic":
-            return (f"a synthetic MQ2007-like collection (not MQ2007: {d['n_queries']:,} queries generated from "
-                    f"seed {d['seed']})")
-        return f"real MQ2007, fold {d.get('fold') or 1}"
-    from .images import data as D
-    return D.describe(d)
+    return engine(prof).describe_data(prof["data"])

@@ -8,8 +8,8 @@ from typing import Callable
 
 @dataclass(frozen=True)
 class Method:
-    """A method's record in its domain's method table (images: ``images.methods.METHODS``;
-    learning to rank: ``ltr.engine.METHODS``)."""
+    """A method's record in its domain's method table (``images.methods.METHODS``,
+    ``ltr.engine.METHODS``, ``lm.engine.METHODS``)."""
     fn: Callable
     label: str             # for figures and tables
     deterministic: bool    # run once per original model, whatever s_u
@@ -21,6 +21,8 @@ class Method:
     chapter: str = "paper" # the chapter that introduces it: 'paper', 'deepunlearn', 'ltr', 'lm'
     reads: dict = field(default_factory=dict)  # for the cost projection: {"retain" | "forget":
                            # "recipe" (the original's epochs) or the parameter holding its epochs}
+    conv_only: bool = False      # defined on convolutions: on a network without any it runs as an analogue
+    random_forget: bool = True   # can forget random samples (U-LiRA); False: it needs a forgotten class
 
 
 def with_role(table: dict, role: str) -> list[str]:

@@ -17,37 +17,27 @@ every piece of code that shapes it: ``code_versions``, the method's, the metrics
 """
 from __future__ import annotations
 
-import copy
 from collections import defaultdict
 
 from . import domains
 from .store import digest
-from .images import data as D
-from .images import metrics, models, train, ulira
-from .images.methods import METHODS
-
-
-def code_versions(reference_selection: bool = False) -> dict:
-    """The versions of the code that shapes an original model: the data and splits, the network,
-    training and (when the epoch is selected on test accuracy) the accuracy that selects it.
-    Each version lives beside its code; ``tests/test_golden.py`` fails when a result changes
-    without one of them changing."""
-    v = {"data": D.DATA_VERSION, "models": models.MODELS_VERSION, "train": train.TRAIN_VERSION}
-    return {**v, "accuracy": metrics.ACCURACY_VERSION} if reference_selection else v
 
 KEYS = ["design", "protocol", "dataset", "setting", "target", "method", "mode", "train_seed",
-        "unlearn_seed"]  # what identifies a row, whatever the domain (with SPLIT_SEEDS where present)
-SPLIT_SEEDS = ["init_seed", "order_seed"]  # an image model's initialisation and data-order seeds
+        "unlearn_seed"]  # what identifies a row, whatever the domain (with a domain's SEED_COLUMNS where present)
 TAIL = ["method_seconds", "status", "commit", "computed_at"]  # after the metrics
-COLUMNS = KEYS + SPLIT_SEEDS + domains.IMAGE_METRICS + TAIL
 
 
 def columns(prof: dict) -> list[str]:
-    """The results table's columns for the profile's domain: its metrics between the row's keys
-    and the timing, status and provenance (the image columns are ``COLUMNS``)."""
-    if domains.engine(prof):
-        return KEYS + domains.metrics(prof) + TAIL
-    return COLUMNS
+    """The results table's columns for the profile's domain: the row's keys (and the domain's own
+    seed columns), its metrics, then the timing, status and provenance."""
+    e = domains.engine(prof)
+    return KEYS + e.SEED_COLUMNS + e.METRICS + TAIL
+
+
+def row_keys(columns: list[str]) -> list[str]:
+    """The columns of ``columns`` that identify a row (the keys, and a domain's seed columns), in
+    table order: what a results table is sorted and compared by."""
+    return [c for c in columns if c in KEYS or c.endswith("_seed")]
 
 
 # columns that differ between two computations of the same result: a timing and when it was computed
@@ -100,7 +90,7 @@ def rows(prof: dict) -> list[dict]:
             # once (s_u = k) by each method; the gold standard runs from scratch (corrected mode)
             # whatever the profile's mode, as the calibration row
             for m in design_methods(prof, design):
-                gold = METHODS[m].role == "gold"
+                gold = domains.methods(prof)[m].role == "gold"
                 for k in range(1, cfg["K"] + 1):
                     add(design, design, f"{cfg['dataset']}/random", k, m, k, k, mode="corrected" if gold else None)
             continue
@@ -125,61 +115,23 @@ def rows(prof: dict) -> list[dict]:
     return out
 
 
-def recipe(prof: dict, dataset: str) -> dict:
-    """The training recipe of ``dataset``: per-dataset epochs and milestones resolved."""
-    r = {k: v for k, v in prof["train"].items() if k not in ("epochs", "milestones")}
-    return {**r, "epochs": prof["train"]["epochs"][dataset], "milestones": prof["train"]["milestones"][dataset]}
-
-
-def train_spec(prof: dict, dataset: str, seed: int, order_seed: int | None = None, train_on: dict | None = None) -> dict:
-    """Everything that determines one original model, and its key. ``seed`` (s_t) initialises
-    the network and, unless ``order_seed`` differs from it, draws the data order and augmentation
-    (a model of one s_t keeps the key it had before the seeds were split)."""
-    spec = dict(data=prof["data"], model=prof["model"], dataset=dataset, recipe=recipe(prof, dataset),
-                normalisation=D.NORMALISATION[prof["data"]["source"]],
-                select_on_test=prof["mode"] == "reference", train_seed=seed,
-                versions=code_versions(prof["mode"] == "reference"))
-    if order_seed is not None and order_seed != seed:
-        spec["order_seed"] = order_seed
-    if train_on:  # trained on one split's D_r and D_f only (U-LiRA's models)
-        spec["train_on"] = train_on
-    # where CIFAR lives does not change what is trained
-    key_spec = copy.deepcopy(spec)
-    key_spec["data"] = {k: v for k, v in spec["data"].items() if k not in ("root", "download")}
-    return {**spec, "key": "train-" + digest(key_spec)}
-
-
 def model_spec(prof: dict, row: dict) -> dict:
-    """The spec and key of the trained model behind ``row``: an image model depends on its
-    dataset and s_t; a ranker also on its scenario and click model (``ltr.engine.train_spec``)."""
-    engine = domains.engine(prof)
-    if engine:
-        spec = engine.train_spec(prof, row)
-        return {**spec, "key": {"ltr": "ranker-", "lm": "lm-"}[spec["domain"]] + digest(spec)}
-    train_on = {"setting": row["setting"], "target": row["target"]} if row["setting"] == "random" else None
-    return train_spec(prof, row["dataset"], row["train_seed"], row.get("order_seed"), train_on)
+    """The spec and key of the trained model behind ``row`` (its domain's ``model_spec``)."""
+    return domains.engine(prof).model_spec(prof, row)
 
 
 def job_spec(prof: dict, row: dict, tkey: str) -> dict:
-    """Everything that determines one unlearning job, and its key."""
+    """Everything that determines one unlearning job, and its key: the trained model's key, the
+    target, method, mode and parameters, s_u (none for a deterministic method), the evaluation's
+    settings and the versions of the code the result depends on."""
     m = row["method"]
     engine = domains.engine(prof)
-    if engine:
-        rec = engine.METHODS[m]
-        spec = dict(train_key=tkey, setting=row["setting"], target=row["target"], method=m, mode=prof["mode"],
-                    params=prof["method_params"].get(m, {}), unlearn_seed=None if rec.deterministic else row["unlearn_seed"],
-                    versions={"method": rec.version, **engine.JOB_VERSIONS})
-        if prof["eval"]:  # the evaluation's settings (a ranker has none)
-            spec["eval"] = prof["eval"]
-        return {**spec, "key": f"{m}-" + digest(spec)}
-    det = METHODS[m].deterministic
-    spec = dict(train_key=tkey, setting=row["setting"], target=row["target"], method=m,
-                mode=row["mode"], params=prof["method_params"].get(m, {}), eval=prof["eval"],
-                unlearn_seed=None if det else row["unlearn_seed"],
-                versions={**code_versions(), "method": METHODS[m].version,
-                          "accuracy": metrics.ACCURACY_VERSION, "metrics": metrics.METRICS_VERSION})
-    if row["setting"] == "random":  # the job also stores U-LiRA's statistics of the target pool
-        spec["versions"]["ulira"] = ulira.ULIRA_VERSION
+    rec = engine.METHODS[m]
+    spec = dict(train_key=tkey, setting=row["setting"], target=row["target"], method=m, mode=row["mode"],
+                params=prof["method_params"].get(m, {}), unlearn_seed=None if rec.deterministic else row["unlearn_seed"],
+                versions={"method": rec.version, **engine.job_versions(row)})
+    if prof["eval"]:  # the evaluation's settings (a ranker has none)
+        spec["eval"] = prof["eval"]
     return {**spec, "key": f"{m}-" + digest(spec)}
 
 
@@ -206,23 +158,3 @@ def chunks(jobs: list[dict], size: int = 48) -> list[list[dict]]:
     out = [det] if det else []
     out += [rest[i:i + size] for i in range(0, len(rest), size)]
     return out
-
-
-def training_images(prof: dict, sizes: dict) -> int:
-    """Images passed through training steps by the whole plan: every original model's epochs and
-    every method's epochs over the sets its record ``reads`` (methods that read none add little).
-    ``sizes``: ``{"train": images per dataset, "forget": forget-set images per "dataset/setting"}``
-    (a sub-class forget set is one fine class, not its super-class). For projections only."""
-    _, tspecs, groups = schedule(prof)
-    # a U-LiRA model (``train_on``) never sees the other half of the pool, as large as its forget set
-    total = sum(ts["recipe"]["epochs"] * (sizes["train"][ts["dataset"]] - (
-        sizes["forget"][f"{ts['dataset']}/random"] if "train_on" in ts else 0)) for ts in tspecs.values())
-    for tkey, jobs in groups.items():
-        ds = tspecs[tkey]["dataset"]
-        n = sizes["train"][ds]
-        for j in jobs:
-            n_forget = sizes["forget"][f"{ds}/{j['setting']}"]
-            for part, epochs in METHODS[j["method"]].reads.items():
-                e = tspecs[tkey]["recipe"]["epochs"] if epochs == "recipe" else j["params"][epochs]
-                total += e * (n - n_forget if part == "retain" else n_forget)
-    return total

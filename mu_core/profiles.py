@@ -14,23 +14,13 @@ import re
 import yaml
 
 from . import domains
-from .images import data as D
-from .images import models
 from .plan import design_methods, j_cap
-from .checks import Bool, Choice, ListOf, Num, Optional, Text, section
+from .checks import SEED, SEEDS, Choice, ListOf, Num, Optional, Text, section
 from .errors import ConfigError
-from .images.methods import METHODS
 
 HERE = os.path.join(os.path.dirname(__file__), "profiles")
 MODES = ("reference", "corrected")
-DEVICES = ("auto", "cpu", "cuda")
-DESIGNS = ("paper", "grid", "init_order", "ulira")
-INT0, INT1 = Num(0, integer=True), Num(1, integer=True)
-# Upper bounds that keep a plan within one machine: a seed that torch and numpy both take, grids
-# and batches a run can hold, networks a CPU or GPU can build.
-SEED = Num(0, 2**31 - 1, integer=True)
-SEEDS = Num(1, 1000, integer=True)          # I and J of a design
-BATCH, EPOCHS = Num(1, 2**20, integer=True), Num(1, 10_000, integer=True)
+DESIGNS = ("paper", "grid")  # the designs every domain runs (an engine's DESIGNS may add its own)
 MAX_ROWS = 2_000_000                        # rows of results.csv a plan may have
 FREE_KEYS = ("targets", "grid_targets", "j_per_method", "train.epochs", "train.milestones")
 
@@ -141,15 +131,6 @@ def set_field(prof: dict, field: str, value) -> None:
         node = node[k]
 
 
-class _Augment:
-    """null (no augmentation) or {crop_pad, flip, rotate}."""
-    FIELDS = {"crop_pad": Num(0, 64, integer=True), "flip": Bool(), "rotate": Num(0, 180)}  # a pad beyond 64
-    # pixels only adds zeros (and memory: the padded batch is built whole)
-
-    def __call__(self, field, v):
-        return v if v is None else section(field, v, self.FIELDS)
-
-
 class _JCap:
     """J for one method: a number (both designs) or {paper: n, grid: n} (the designs named); 0
     leaves the method out of that design."""
@@ -162,79 +143,33 @@ class _JCap:
 
 
 def schema(prof: dict) -> dict:
-    """The fields of a profile and what each allows (settings and datasets by its data source);
-    a learning-to-rank or language-model profile's are its engine's (``ltr.engine.schema``,
-    ``lm.engine.schema``)."""
-    engine = domains.engine(prof) if prof.get("domain") in domains.DOMAINS else None
-    if engine:
-        return engine.schema(SEEDS, SEED, DESIGNS[:2], _JCap())
-    src = prof.get("data", {}).get("source") if isinstance(prof.get("data"), dict) else None
-    settings = D.SETTINGS.get(src if isinstance(src, str) else None, [s for v in D.SETTINGS.values() for s in v])
-    datasets = sorted({s.split("/")[0] for s in settings})
-    names_list = ListOf(Text(nonempty=True))
+    """The fields of a profile and what each allows: those every domain shares (mode, designs,
+    seeds, methods and their parameters), then its engine's (``schema`` of ``images.engine``,
+    ``ltr.engine``, ``lm.engine``). A profile naming no known domain is checked as an image
+    profile, so that its ``domain`` field is the one refused."""
+    engine = domains.engine(prof) if prof.get("domain", "images") in domains.DOMAINS else domains.engine_of("images")
+    methods = engine.METHODS
     return {
         "description": Text(), "profile": Text(), "domain": Optional(Choice(*domains.DOMAINS)),
-        "data": {"source": Choice(*D.SETTINGS), "image_size": Optional(Num(1, 28, integer=True)),
-                 "root": Optional(Text(optional=True)), "download": Optional(Bool())},
-        "model": {"arch": Choice(*models.ARCHS), "hidden": Optional(Num(1, 65_536, integer=True)),
-                  "width": Optional(Num(1, 1024, integer=True))},
-        "mode": Choice(*MODES), "deterministic": Bool(), "device": Choice(*DEVICES),
-        "train": {"optimizer": Choice("sgd", "adam"), "lr": Num(0, lo_open=True),
-                  "momentum": Num(0, 1, hi_open=True), "weight_decay": Num(0), "batch": BATCH,
-                  "warmup_epochs": Num(0, 10_000, integer=True), "gamma": Num(0, 1, lo_open=True),
-                  "epochs": (Choice(*datasets), EPOCHS),
-                  "milestones": (Choice(*datasets), ListOf(EPOCHS, ascending=True)),
-                  "augment": _Augment(), "amp": Choice(None, "bf16"), "channels_last": Bool()},
-        "designs": ListOf(Choice(*DESIGNS), nonempty=True),
+        "mode": Choice(*MODES), "designs": ListOf(Choice(*engine.DESIGNS), nonempty=True),
         "paper": {"I": SEEDS, "J": SEEDS, "a_train_seed": SEED, "a_first_unlearn_seed": SEED,
                   "b_first_train_seed": SEED},
         "grid": {"I": SEEDS, "J": SEEDS},
-        # initialisation x order seeds on the grid targets (train_seed = init seed), J unlearning seeds
-        # each, for those of its methods the profile's methods list (as ulira's)
-        "init_order": Optional({"inits": Num(2, 100, integer=True), "orders": Num(2, 100, integer=True), "J": SEEDS,
-                                "methods": ListOf(Choice(*METHODS), nonempty=True)}),
-        # U-LiRA (images.ulira): K models, each without half a fixed target pool, unlearned by each method
-        "ulira": Optional({"K": Num(8, 1000, integer=True), "dataset": Choice(*datasets),
-                           "methods": ListOf(Choice(*METHODS), nonempty=True), "n_boot": Num(10, 10_000, integer=True)}),
-        "targets": (Choice(*settings), names_list), "grid_targets": (Choice(*settings), names_list),
-        "methods": ListOf(Choice(*METHODS), nonempty=True),
-        "j_per_method": (Choice(*METHODS), _JCap()),
-        "method_params": {m: Optional(rec.params) for m, rec in METHODS.items()},
-        "eval": {"batch": BATCH},
+        "methods": ListOf(Choice(*methods), nonempty=True),
+        "j_per_method": (Choice(*methods), _JCap()),
+        "method_params": {m: Optional(rec.params) for m, rec in methods.items()},
+        **engine.schema(prof),
     }
 
 
 def validate(prof: dict) -> None:
     section("", prof, schema(prof))
     engine = domains.engine(prof)
-    other = engine is not None  # another domain's targets, datasets and methods are its engine's to check
-    if engine:
-        engine.validate(prof)
-    src = prof["data"]["source"]
-    if src == "mnist5k" and "image_size" not in prof["data"]:
-        raise ConfigError("data.image_size is needed for data.source mnist5k (28, 14 or 7)")
+    engine.validate(prof)
     p = prof["paper"]
     if p["b_first_train_seed"] <= p["a_train_seed"] < p["b_first_train_seed"] + p["I"]:
         raise ConfigError(f"paper.a_train_seed {p['a_train_seed']} must lie outside protocol B's "
                           f"training seeds {p['b_first_train_seed']}..{p['b_first_train_seed'] + p['I'] - 1}")
-    datasets = set()
-    for field in ("targets", "grid_targets"):
-        for key, targets in prof[field].items():
-            ds, setting = key.split("/")
-            for t in targets if not other else ():  # another domain's targets were checked by its engine
-                D.target_index(ds, setting, t)
-            datasets.add(ds)
-    for design, fields in (("init_order", "inits, orders, J, methods"), ("ulira", "K, dataset, methods, n_boot")):
-        if design in prof["designs"]:
-            cfg = prof.get(design)
-            if not cfg:
-                raise ConfigError(f"designs lists {design} but the profile has no {design} section ({fields})")
-    if "ulira" in prof["designs"]:
-        no_random = [m for m in prof["ulira"]["methods"] if m in ("unsir", "lfssd")]
-        if no_random:  # each needs a forgotten class (UNSIR's noise label, LFSSD's full-class alpha)
-            raise ConfigError(f"ulira.methods: {', '.join(no_random)} forget a class, not random samples; "
-                              f"allowed: the other methods")
-        datasets.add(prof["ulira"]["dataset"])
     if not [d for d in prof["designs"] if d == "ulira" or prof["targets" if d == "paper" else "grid_targets"]]:
         raise ConfigError("targets (paper design) and grid_targets (grid design) name no target "
                           "for the designs listed in designs")
@@ -253,14 +188,10 @@ def validate(prof: dict) -> None:
     if last > SEED.hi:
         raise ConfigError(f"paper seeds run up to {last}, beyond {SEED.hi}; lower paper.a_first_unlearn_seed "
                           f"or paper.b_first_train_seed")
-    for ds in sorted(datasets) if not other else ():
-        for field in ("epochs", "milestones"):
-            if ds not in prof["train"][field]:
-                raise ConfigError(f"train.{field} has no entry for dataset {ds}; add train.{field}.{ds}")
-    for m in prof["methods"] if not other else ():
-        if METHODS[m].params and m not in prof["method_params"]:
+    for m in prof["methods"]:
+        if engine.METHODS[m].params and m not in prof["method_params"]:
             raise ConfigError(f"method_params.{m} is missing; method {m} needs the fields "
-                              f"{', '.join(METHODS[m].params)}")
+                              f"{', '.join(engine.METHODS[m].params)}")
 
 
 def planned_rows(prof: dict) -> int:

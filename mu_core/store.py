@@ -247,3 +247,39 @@ def owner_of(run_dir: str) -> str | None:
     except (ValueError, KeyError, TypeError, OSError):
         raise ConfigError(f"run_dir {run_dir!r}: profile.json is damaged; remove it if the folder "
                           f"is yours, or choose another run_dir") from None
+
+
+# --- where a run keeps its models and jobs, whatever the domain ----------------------------
+
+def model_path(run_dir: str, key: str) -> str:
+    """Where the checkpoint of trained model ``key`` lives (its ``.json`` sidecar beside it)."""
+    return os.path.join(run_dir, "models", key + ".pt")
+
+
+def job_path(run_dir: str, key: str) -> str:
+    """Where the result of unlearning job ``key`` lives."""
+    return os.path.join(run_dir, "jobs", key + ".json")
+
+
+def model_info(run_dir: str, key: str, quiet: bool = False):
+    """The sidecar of trained model ``key`` (training seconds, provenance), or None."""
+    return load_json(model_path(run_dir, key)[:-3] + ".json", key, quiet=quiet)
+
+
+def stored_result(run_dir: str, key: str, quiet: bool = False):
+    """The stored result of job ``key``, or None when missing or damaged."""
+    return load_json(job_path(run_dir, key), key, quiet=quiet)
+
+
+def stored_or_made(path: str, stored, make):
+    """(thing, made now?): ``stored()`` when the store has it (not None), else ``make()`` (which
+    stores it) run under ``path``'s lock, after looking again under the lock: another process
+    may have made it meanwhile. Every domain's trained models come through here."""
+    got = stored()
+    if got is not None:
+        return got, False
+    with Lock(path + ".lock"):
+        got = stored()
+        if got is not None:
+            return got, False
+        return make(), True

@@ -20,8 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import domains, plan, profiles, provenance, store, tasks
-from .images import data as D
-from .images import metrics
+from .jobs import resolve_device
 from .errors import ConfigError
 
 EXECUTORS = ("auto", "local", "dask")
@@ -59,15 +58,11 @@ def prepare(profile, run_dir: str, overrides=(), executor: str = "auto", schedul
     else:
         prof = profiles.load(profile, overrides)
     check_executor(executor, scheduler)
-    tasks.resolve_device(prof["device"])
+    resolve_device(prof["device"])
     engine = domains.engine(prof)
-    if engine:
-        engine.load(prof["data"])  # a missing MQ2007 fold stops here, before the folder is claimed
-        if hasattr(engine, "check"):  # what the data and the plan's size allow
-            _, tspecs, groups = plan.schedule(prof)
-            engine.check(prof, len(tspecs), sum(len(g) for g in groups.values()))
-    else:
-        D.load(prof["data"])
+    engine.load(prof["data"])  # a missing CIFAR folder or MQ2007 fold stops here, before the folder is claimed
+    _, tspecs, groups = plan.schedule(prof)
+    engine.check(prof, len(tspecs), sum(len(g) for g in groups.values()))  # what the data and the plan's size allow
     if scheduler is not None:  # an unreachable scheduler stops the run before the folder is claimed
         from . import dask_executor
         dask_executor.check_scheduler(scheduler)
@@ -111,7 +106,7 @@ def run(profile: str | dict, run_dir: str, overrides=(), executor: str = "auto",
     prof = prepare(profile, run_dir, overrides, executor, scheduler)
     t0 = time.time()
     rows, tspecs, groups = plan.schedule(prof)
-    stored = {j["key"]: tasks.stored_result(run_dir, j["key"], quiet=True) for jobs in groups.values() for j in jobs}
+    stored = {j["key"]: store.stored_result(run_dir, j["key"], quiet=True) for jobs in groups.values() for j in jobs}
     todo = pending(groups, stored)
     n_jobs, n_todo = sum(len(g) for g in groups.values()), sum(len(g) for g in todo.values())
     bar = tqdm(total=n_jobs, initial=n_jobs - n_todo, desc="unlearning jobs", disable=not progress)
@@ -121,8 +116,7 @@ def run(profile: str | dict, run_dir: str, overrides=(), executor: str = "auto",
     bar.close()
     t1 = time.time()
     table = assemble(run_dir, rows, {k: v for k, v in stored.items() if v is not None}, plan.columns(prof))
-    if "ulira" in prof["designs"]:
-        write_ulira(prof, run_dir, rows)
+    domains.engine(prof).after_run(prof, run_dir, rows)  # U-LiRA's tables, for an image run with that design
     write_manifest(prof, run_dir, {"experiments": t1 - t0, "assemble": time.time() - t1}, counts,
                    effective_executor(executor), len(tspecs), table)
     failed = failures(table)
@@ -130,19 +124,6 @@ def run(profile: str | dict, run_dir: str, overrides=(), executor: str = "auto",
         print(failed_summary(failed), file=sys.stderr)
     return Finished(table, counts, os.path.join(run_dir, "results.csv"), int(failed.status.str.startswith("failed").sum()),
                     int(failed.status.str.startswith("collapsed").sum()))
-
-
-def write_ulira(prof: dict, run_dir: str, rows: list[dict]) -> pd.DataFrame:
-    """``ulira.csv`` (per method and statistic: Deep Unlearn's membership score, AUC, balanced
-    accuracy, TPR at 1 % FPR, each with its bootstrap interval over targets) and
-    ``ulira_targets.csv`` (each target's membership score) in the run folder, from the stored jobs."""
-    from .images import ulira
-    n_train = len(D.labels(D.load(prof["data"]), prof["ulira"]["dataset"])[0])
-    summary, targets = ulira.tables(rows, lambda key: tasks.stored_result(run_dir, key, quiet=True), n_train,
-                                    prof["ulira"]["n_boot"])
-    for name, df in (("ulira.csv", summary), ("ulira_targets.csv", targets)):
-        store.atomic_write(os.path.join(run_dir, name), df.to_csv(index=False, float_format="%.6g").encode())
-    return summary
 
 
 def failures(table: pd.DataFrame) -> pd.DataFrame:
@@ -170,32 +151,7 @@ def status_counts(table: pd.DataFrame) -> dict:
             for kind in ("failed", "collapsed")}
 
 
-def train_all(profile: str | dict, run_dir: str, overrides=(), progress: bool = True,
-              executor: str = "auto", scheduler: str | None = None) -> pd.DataFrame:
-    """Stage 1: train (or load) every original model the designs need; their test accuracy."""
-    prof = prepare(profile, run_dir, overrides, executor, scheduler)
-    if domains.of(prof) != "images":
-        raise ConfigError(f"train_all (stage 1) trains image models; profile {prof['profile']!r} is a "
-                          f"{domains.of(prof)} profile: run it with study.run (python -m mu_core run)")
-    _, tspecs, _ = plan.schedule(prof)
-    untrained = {k: [] for k in tspecs if not os.path.exists(tasks.model_path(run_dir, k))}
-    if untrained and effective_executor(executor) == "dask":  # train in parallel; the loop below then loads
-        _execute(prof, run_dir, executor, scheduler, tspecs, untrained)
-    device, data = tasks.context(prof)
-    out = []
-    for ts in tqdm(tspecs.values(), desc="original models", disable=not progress):
-        model, trained = tasks.original_model(ts, run_dir, data, device, show_epochs=progress)
-        _, y_test = D.labels(data, ts["dataset"])
-        acc = metrics.accuracy(metrics.logits(model, data.test_x, data), y_test, prof["mode"])
-        info = store.load_json(tasks.model_path(run_dir, ts["key"])[:-3] + ".json", ts["key"]) or {}
-        made = info.get("computed") or {}
-        out.append(dict(dataset=ts["dataset"], train_seed=ts["train_seed"], test_acc=acc,
-                        train_seconds=info.get("train_seconds"), trained_now=trained,
-                        commit=made.get("commit"), computed_at=made.get("date")))
-    return pd.DataFrame(out).sort_values(["dataset", "train_seed"]).reset_index(drop=True)
-
-
-def assemble(run_dir: str, rows: list[dict], known: dict | None = None, columns=plan.COLUMNS,
+def assemble(run_dir: str, rows: list[dict], known: dict | None, columns: list[str],
              write: bool = True) -> pd.DataFrame:
     """results.csv from the stored jobs, one row per evaluated model, sorted, written atomically
     (unless ``write`` is false). ``known``: results already read, by job key; every other job is
@@ -203,7 +159,7 @@ def assemble(run_dir: str, rows: list[dict], known: dict | None = None, columns=
     known, out = dict(known or {}), []
     for r in rows:
         if r["job"] not in known:
-            known[r["job"]] = tasks.stored_result(run_dir, r["job"])
+            known[r["job"]] = store.stored_result(run_dir, r["job"])
         res = known[r["job"]]
         if res is None:
             raise RuntimeError(f"job {r['job']} has no stored result; rerun to complete the grid")
@@ -211,7 +167,7 @@ def assemble(run_dir: str, rows: list[dict], known: dict | None = None, columns=
         out.append({**{k: v for k, v in r.items() if k != "job"}, **{k: v for k, v in res.items() if k != "computed"},
                     "commit": made.get("commit"), "computed_at": made.get("date")})
     table = pd.DataFrame(out, columns=columns)
-    table = table.sort_values([c for c in plan.KEYS + plan.SPLIT_SEEDS if c in table], kind="stable").reset_index(drop=True)
+    table = table.sort_values(plan.row_keys(columns), kind="stable").reset_index(drop=True)
     if write:
         store.atomic_write(os.path.join(run_dir, "results.csv"), table.to_csv(index=False, float_format="%.6g").encode())
     return table
@@ -237,7 +193,7 @@ def write_manifest(prof, run_dir, seconds, counts, executor, n_models, table=Non
     """manifest.json: the resolved profile, this call's environment, the provenance of the results
     in ``results.csv``, and the history of every call that wrote it (each with its commit, date,
     executor, what it computed and its wall time per stage)."""
-    device = tasks.resolve_device(prof["device"])
+    device = resolve_device(prof["device"])
     try:
         calls = (_read_manifest(run_dir) or {}).get("calls", [])
     except ConfigError:
@@ -353,7 +309,7 @@ def open_run(run_dir: str, profile: str | None = None, overrides=()) -> Run:
         raise ConfigError(f"run_dir {run_dir!r} holds a results.csv of an older version (no status column); "
                           f"rerun python -m mu_core run into it to rebuild the table")
     _, tspecs, _ = plan.schedule(recorded)  # this profile's models only, not those of earlier overrides
-    seconds = [info["train_seconds"] for k in tspecs if (info := tasks.model_info(run_dir, k, quiet=True))]
+    seconds = [info["train_seconds"] for k in tspecs if (info := store.model_info(run_dir, k, quiet=True))]
     if tspecs and not seconds:  # every sidecar missing or damaged: no page can say what training cost
         raise ConfigError(f"run_dir {run_dir!r}: the original models' sidecars (models/*.json, their training "
                           f"times) are missing or damaged, so what training cost is unknown; recompute the run into "
@@ -388,10 +344,10 @@ def _verified_table(run_dir: str, prof: dict, manifest: dict) -> pd.DataFrame:
         return table
     rows, _, _ = plan.schedule(prof)
     try:
-        stored = assemble(run_dir, rows, columns=plan.columns(prof), write=False)
+        stored = assemble(run_dir, rows, None, plan.columns(prof), write=False)
     except RuntimeError:
         stored = None
-    keys = [c for c in plan.KEYS + plan.SPLIT_SEEDS if c in table.columns]
+    keys = plan.row_keys(list(table.columns))
     if stored is None or list(stored.columns) != list(table.columns) or len(stored) != len(table):
         raise ConfigError(f"run_dir {run_dir!r}: results.csv is not the table its run wrote (its checksum differs); "
                           f"{_rebuild_hint(run_dir, prof)}")
@@ -403,62 +359,3 @@ def _verified_table(run_dir: str, prof: dict, manifest: dict) -> pd.DataFrame:
     where = ", ".join(f"{a.loc[i, 'method']} s_t={a.loc[i, 'train_seed']} s_u={a.loc[i, 'unlearn_seed']}" for i in diff[:3])
     raise ConfigError(f"run_dir {run_dir!r}: results.csv differs from the job files it was assembled from in "
                       f"{len(diff)} row(s) ({where}{' ...' if len(diff) > 3 else ''}); {_rebuild_hint(run_dir, prof)}")
-
-
-BENCHMARK_RESULTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "results")
-
-
-def gpu_rate(folder: str = BENCHMARK_RESULTS) -> tuple[float, str] | None:
-    """(training images per second, where and when it was measured) for GPU-hour projections: the
-    newest GPU benchmark recorded by ``benchmarks/gpu.py`` in ``benchmarks/results/`` (``train.fit``,
-    fp32), or None when none is recorded. The sentence says how old the measurement is and whether
-    it measured the training code in use (its ``TRAIN_VERSION``)."""
-    import datetime
-    import glob
-    from .images import train
-    found = []
-    for path in glob.glob(os.path.join(folder, "gpu-*.json")):
-        try:
-            with open(path) as f:
-                rec = json.load(f)
-            found.append((rec["date"], float(rec["images_per_second"]["fit (fp32)"]), rec, path))
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    if not found:
-        return None
-    date, rate, rec, path = max(found, key=lambda r: r[0])
-    age = (datetime.date.today() - datetime.date.fromisoformat(date)).days
-    same = rec.get("train_version") == train.TRAIN_VERSION
-    code = ("the training code in use" if same else
-            "an earlier version of the training code (the projection assumes the current code runs at the same "
-            "rate; no GPU run of it is recorded yet)")
-    return rate, (f"train.fit (fp32) on one {rec['device']} with torch {rec['torch']}, measured on {date} "
-                  f"({age} days ago) with {code}; recorded in benchmarks/results/{os.path.basename(path)}")
-
-
-def corrected_counterpart(reference: Run, run_dir: str, n_targets: int = 1, executor: str = "auto",
-                          scheduler: str | None = None):
-    """(table, note) of the corrected-mode paper design beside a reference run.
-
-    An existing finished corrected run in ``run_dir`` (the documented ``paper-corrected`` run,
-    say) is used as it is. Otherwise a CPU-sized profile is run now, for the first ``n_targets``
-    targets of each setting; a GPU-sized one (ResNet-18) is not started inside a book build:
-    the table is None and the note says which command makes it and what it would cost.
-    """
-    if os.path.exists(os.path.join(run_dir, "results.csv")) and os.path.exists(os.path.join(run_dir, "manifest.json")):
-        other = open_run(run_dir)
-        if other.profile["mode"] != "corrected":
-            raise ConfigError(f"corrected_run_dir {run_dir!r} holds a {other.profile['mode']}-mode run; "
-                              f"choose the folder of a corrected-mode run")
-        return other.table, f"the corrected run in {run_dir} ({other.provenance})"
-    prof = {**reference.profile, "mode": "corrected", "designs": ["paper"],
-            "targets": {k: v[:n_targets] for k, v in reference.profile["targets"].items()}}
-    if prof["model"]["arch"] == "resnet18":
-        name = "paper-corrected" if prof["profile"] == "paper" else prof["profile"]
-        rate = gpu_rate()
-        cost = ("no GPU rate is recorded to project its cost" if rate is None else
-                f"about {plan.training_images(prof, D.CIFAR_SIZES) / rate[0] / 3600:.0f} GPU-hours projected at "
-                f"{rate[0]:,.0f} training images/s, the rate of {rate[1]}")
-        return None, (f"no corrected run in {run_dir}; not started here ({cost}): make it with python -m mu_core run "
-                      f"--profile {name} --run-dir {run_dir}")
-    return run(prof, run_dir, executor=executor, scheduler=scheduler).table, f"a corrected-mode rerun in {run_dir}"

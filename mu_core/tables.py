@@ -25,7 +25,7 @@ def method_params() -> str:
     for domain in domains.DOMAINS:
         names = [n for n, p in profs.items() if domains.of(p) == domain]
         methods = domains.methods(profs[names[0]]) if names else {}
-        lines = [f"**{domains.TITLES[domain]}**", "",
+        lines = [f"**{domains.titles()[domain]}**", "",
                  "| method | parameter | " + " | ".join(f"`{n}`" for n in names) + " |",
                  "| --- | --- | " + " | ".join("---" for _ in names) + " |"]
         for m, rec in methods.items():
@@ -63,35 +63,13 @@ def notebook_params() -> str:
     return "\n".join(out)
 
 
-def paper_cost() -> str:
-    """Markdown: what each GPU profile's plan trains, and the GPU-hours it projects to."""
-    from . import plan
-    from .images import data as D
-    from .study import gpu_rate
-    rate = gpu_rate()
-    lines = ["| profile | original models | unlearning jobs | training images | projected GPU-hours |",
-             "| --- | --- | --- | --- | --- |"]
-    for name in profiles.names():
-        prof = profiles.load(name)
-        if domains.of(prof) != "images" or prof["model"]["arch"] != "resnet18":
-            continue
-        _, tspecs, groups = plan.schedule(prof)
-        images = plan.training_images(prof, D.CIFAR_SIZES)
-        lines.append(f"| `{name}` | {len(tspecs)} | {sum(len(g) for g in groups.values()):,} | "
-                     f"{images / 1e9:.2f} G | {'n/a' if rate is None else f'{images / rate[0] / 3600:.0f}'} |")
-    lines.append("\nNo GPU rate is recorded in benchmarks/results/ (run benchmarks/gpu.py on a GPU), so no hours "
-                 "are projected." if rate is None else
-                 f"\nProjected GPU-hours: training images / {rate[0]:,.0f} images per second, the rate of {rate[1]}.")
-    return "\n".join(lines) + "\n"
-
-
 def portability(folder: str | None = None) -> str:
     """Markdown: the newest measurement of how far the book's numbers travel between numerical
     paths (``benchmarks/portability.py`` writes ``benchmarks/results/portability-DATE.json``), per
     domain and metric, and the book's texts that differ; a line saying none is recorded otherwise."""
     import glob
     import json
-    from .study import BENCHMARK_RESULTS
+    from .images.stages import BENCHMARK_RESULTS
     paths = sorted(glob.glob(os.path.join(folder or BENCHMARK_RESULTS, "portability-*.json")))
     if not paths:
         return "No measurement is recorded in benchmarks/results/ (run `make portability`).\n"
@@ -121,6 +99,12 @@ def portability(folder: str | None = None) -> str:
                     f"paths, {len(b['differ_results'])} of them results (the others hold a timing or a folder)"
                 + (": " + ", ".join(f"`{k}`" for k in b["differ_results"]) if b["differ_results"] else "") + ".", ""]
     return "\n".join(out) + f"\nFrom `benchmarks/results/{os.path.basename(paths[-1])}`.\n"
+
+
+def paper_cost() -> str:
+    """Markdown: the projected cost of each paper-scale image profile (``images.stages.paper_cost``)."""
+    from .images.stages import paper_cost as cost
+    return cost()
 
 
 def write(folder: str) -> list[str]:

@@ -11,8 +11,9 @@ import sys
 import numpy as np
 import torch
 
-from mu_core import plan, profiles, tasks
+from mu_core import plan, profiles
 from mu_core.images import data as D, methods as M
+from mu_core.images import engine as IE
 
 METHODS = list(M.METHODS)
 OVERRIDES = {"designs": ["grid"], "targets": {}, "grid_targets": {"mnist5/sub_class": ["7"]},
@@ -34,12 +35,12 @@ def compute(run_dir, mode, method, n=0):
     _, tspecs, groups = plan.schedule(prof)
     (tkey, jobs), = groups.items()
     job = next(j for j in jobs if j["method"] == method)
-    device, data = tasks.context(prof)
-    model, _ = tasks.original_model(tspecs[tkey], run_dir, data, device)
+    device, data = IE.context(prof)
+    model, _ = IE.original_model(tspecs[tkey], run_dir, data, device)
     split = D.make_split(data, tspecs[tkey]["dataset"], job["setting"], job["target"])
     if n:
         advance(n)
-    out = tasks.run_job(model, split, job, M.Context(mode, tspecs[tkey]["recipe"], prof["model"]), device)
+    out = IE.run_job(model, split, job, M.Context(mode, tspecs[tkey]["recipe"], prof["model"]), device)
     out.pop("method_seconds"), out.pop("computed")
     return job["key"], out
 

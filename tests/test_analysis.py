@@ -117,17 +117,18 @@ def test_modes_summary_reports_the_largest_shift_and_ssds_corrected_range_by_han
 @pytest.mark.slow
 def test_the_corrected_counterpart_is_reused_run_on_the_cpu_or_never_started_at_gpu_scale(tmp_path):
     from mu_core import profiles, study
+    from mu_core.images import stages
     over = {"methods": ["original", "ssd", "finetune"], "designs": ["paper"]}
     ref = str(tmp_path / "ref")
     study.run("smoke", ref, over, executor="local", progress=False)
     run = study.open_run(ref)
-    table, note = study.corrected_counterpart(run, str(tmp_path / "cor"), 1, "local")
+    table, note = stages.corrected_counterpart(run, str(tmp_path / "cor"), 1, "local")
     assert set(table["mode"]) == {"corrected"} and "rerun" in note
-    again, note = study.corrected_counterpart(run, str(tmp_path / "cor"), 1, "local")
+    again, note = stages.corrected_counterpart(run, str(tmp_path / "cor"), 1, "local")
     assert again.equals(study.open_run(str(tmp_path / "cor")).table) and len(again) == len(table)
     assert "the corrected run in" in note  # a finished corrected run is reused, not recomputed
     paper = study.Run("runs/paper", table, profiles.load("paper"), {}, [], "runs/paper/figures")
-    none, note = study.corrected_counterpart(paper, str(tmp_path / "paper-corrected"), 1)
+    none, note = stages.corrected_counterpart(paper, str(tmp_path / "paper-corrected"), 1)
     assert none is None and "GPU-hours" in note and "--profile paper-corrected" in note
     assert not (tmp_path / "paper-corrected").exists()  # nothing was started
     both = analysis.modes_table(run.table, table)

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from mu_core import study
-from mu_core.images import train
+
+from mu_core.images import stages, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PATHS = ["reference style (PIL per sample, fp32)", "fit before (per-step CPU draws, fp32)", "fit (fp32)", "fit (bf16)"]
@@ -37,23 +37,23 @@ def test_gpu_benchmark_smoke_mode_reports_every_path(tmp_path):
     fp32 = next(float(r[1].replace(",", "")) for r in rows if r[0] == "fit (fp32)")
     assert abs(rec["images_per_second"]["fit (fp32)"] - fp32) <= 1 + 1e-3 * fp32
     assert rec["torch"] and rec["device"] and "--smoke" in rec["command"] and rec["train_version"] >= 1
-    rate, source = study.gpu_rate(str(tmp_path))
+    rate, source = stages.gpu_rate(str(tmp_path))
     assert rate == rec["images_per_second"]["fit (fp32)"] and rec["date"] in source and "days ago" in source
 
 
 def test_projections_read_the_newest_recorded_rate_and_say_its_age(tmp_path):
-    assert study.gpu_rate(str(tmp_path)) is None
+    assert stages.gpu_rate(str(tmp_path)) is None
     for date, rate, tv in (("2026-01-01", 100.0, 1), ("2026-02-01", 200.0, train.TRAIN_VERSION)):
         (tmp_path / f"gpu-{date}-x.json").write_text(json.dumps(
             {"date": date, "device": "GPU X", "torch": "9", "train_version": tv, "images_per_second": {"fit (fp32)": rate}}))
-    rate, source = study.gpu_rate(str(tmp_path))
+    rate, source = stages.gpu_rate(str(tmp_path))
     assert rate == 200.0 and "2026-02-01" in source and "the training code in use" in source
     (tmp_path / "gpu-2026-03-01-x.json").write_text(json.dumps(
         {"date": "2026-03-01", "device": "GPU Y", "torch": "9", "train_version": 0, "images_per_second": {"fit (fp32)": 50}}))
-    rate, source = study.gpu_rate(str(tmp_path))
+    rate, source = stages.gpu_rate(str(tmp_path))
     assert rate == 50 and "an earlier version of the training code" in source
     # the shipped record is read by the book's cost table
-    assert study.gpu_rate() is not None and "benchmarks/results/" in study.gpu_rate()[1]
+    assert stages.gpu_rate() is not None and "benchmarks/results/" in stages.gpu_rate()[1]
 
 
 @pytest.mark.slow

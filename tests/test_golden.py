@@ -38,9 +38,10 @@ import pytest
 import torch
 
 from mu_core.images import data as D
-from mu_core import plan, profiles, tasks
+from mu_core import plan, profiles
 from mu_core.images import methods as M
 from mu_core.images import metrics, models, train, ulira
+from mu_core.images import engine as IE
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden.json")
 FORMAT = 2  # 2: entries with scales and recorded tolerances (1: bare sums, compared at rel 1e-6)
@@ -129,7 +130,7 @@ def _profile(mode):
 
 
 def versions(*names, method=None) -> dict:
-    v = {**plan.code_versions(reference_selection=True), "metrics": metrics.METRICS_VERSION, "ulira": ulira.ULIRA_VERSION}
+    v = {**IE.code_versions(reference_selection=True), "metrics": metrics.METRICS_VERSION, "ulira": ulira.ULIRA_VERSION}
     out = {n: v[n] for n in names}
     return {**out, f"method {method}": M.METHODS[method].version} if method else out
 
@@ -149,9 +150,9 @@ def _trained(mode):
         prof = _profile(mode)
         _, tspecs, groups = plan.schedule(prof)
         (tkey, jobs), = groups.items()
-        device, data = tasks.context(prof)
+        device, data = IE.context(prof)
         with tempfile.TemporaryDirectory() as d:
-            model, _ = tasks.original_model(tspecs[tkey], d, data, device)
+            model, _ = IE.original_model(tspecs[tkey], d, data, device)
         split = D.make_split(data, tspecs[tkey]["dataset"], *SETTING.split("/")[1:], TARGET)
         _TRAINED[mode] = (prof, tspecs[tkey], {j["method"]: j for j in jobs}, model, split, device)
     return _TRAINED[mode]
@@ -197,8 +198,8 @@ def fp_accuracy():
 def fp_method(method, mode):
     prof, tspec, jobs, model, split, device = _trained(mode)
     ctx = M.Context(mode, tspec["recipe"], prof["model"])
-    m, _ = tasks.unlearn(model, split, jobs[method], ctx, device)
-    res = tasks.evaluate_job(m, split, jobs[method], ctx)
+    m, _ = IE.unlearn(model, split, jobs[method], ctx, device)
+    res = IE.evaluate_job(m, split, jobs[method], ctx)
     return exact(*(res[k] for k in metrics.NAMES)) + outputs(m, _fixed(split))
 
 
@@ -206,7 +207,7 @@ def fp_retain_batch():
     """The evaluation of a job whose method asks for its own retain batch (UNSIR's, reference mode),
     on the original model: what the evaluation does, apart from the method's noisy training."""
     prof, tspec, jobs, model, split, device = _trained("reference")
-    res = tasks.evaluate_job(model, split, jobs["unsir"], M.Context("reference", tspec["recipe"], prof["model"]))
+    res = IE.evaluate_job(model, split, jobs["unsir"], M.Context("reference", tspec["recipe"], prof["model"]))
     return exact(*(res[k] for k in metrics.NAMES))
 
 
@@ -217,7 +218,7 @@ def fp_scrub_original():
     prof, tspec, jobs, model, split, device = _trained("corrected")
     choose, DU.scrub_checkpoint = DU.scrub_checkpoint, lambda err_f, err_fv: 0
     try:
-        m, _ = tasks.unlearn(model, split, jobs["scrub"], M.Context("corrected", tspec["recipe"], prof["model"]), device)
+        m, _ = IE.unlearn(model, split, jobs["scrub"], M.Context("corrected", tspec["recipe"], prof["model"]), device)
     finally:
         DU.scrub_checkpoint = choose
     return outputs(m, _fixed(split))
@@ -251,7 +252,7 @@ def _lm_trained():
         row = next(r for r in plan.rows(prof) if r["train_seed"] == 1)
         tspec = plan.model_spec(prof, row)
         with tempfile.TemporaryDirectory() as d:
-            model, info, base, _ = E.trained_model(tspec, d, tasks.model_path, tasks.model_info)
+            model, info, base, _ = E.trained_model(tspec, d)
         data = E.load(tspec["base"]["data"], tspec["target"])
         ids, _ = LM.collate(E.encoded(data, "forget") + E.encoded(data, "retain")[:20])
         _LM.update(prof=prof, tspec=tspec, model=model, info=info, base=base, ids=ids)
@@ -307,7 +308,7 @@ def _ltr_trained(mode="reference"):
             for r in plan.rows(prof):
                 if r["train_seed"] == 1 and r["setting"] not in out:
                     tspec = plan.model_spec(prof, r)
-                    out[r["setting"]] = (tspec, E.trained_ranker(tspec, d, data, tasks.model_path, tasks.model_info)[0])
+                    out[r["setting"]] = (tspec, E.trained_ranker(tspec, d, data)[0])
         _LTR[mode] = (prof, data, out)
     return _LTR[mode]
 
@@ -471,7 +472,7 @@ def test_every_component_and_method_has_a_golden_job():
     assert names == set(M.METHODS) - {"original"}
     assert {n.split("/")[2] for n in JOBS if n.startswith("lm/method/")} == set(_lm_methods())
     assert {n.split("/")[2] for n in JOBS if n.startswith("ltr/method/")} == set(_ltr_methods())
-    assert (set(plan.code_versions(True)) | {"metrics", "ulira"} | set(lm_versions()) | set(ltr_versions())
+    assert (set(IE.code_versions(True)) | {"metrics", "ulira"} | set(lm_versions()) | set(ltr_versions())
             == set(WHERE))
 
 

@@ -59,8 +59,7 @@ def _model_and_sets(run_dir, s_t=1):
     prof = profiles.load("lm-smoke")
     row = next(r for r in plan.rows(prof) if r["train_seed"] == s_t)
     tspec = plan.model_spec(prof, row)
-    from mu_core.tasks import model_info, model_path
-    model, info, base, _ = E.trained_model(tspec, run_dir, model_path, model_info)
+    model, info, base, _ = E.trained_model(tspec, run_dir)
     data = E.load(prof["data"], row["target"])
     sets = {"forget": E.encoded(data, "forget"), "retain": E.encoded(data, "retain"), "base": base, "recipe": tspec["train"]}
     return prof, tspec, model, info, data, sets

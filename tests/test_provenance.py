@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mu_core import ConfigError, plan, profiles, provenance, store, study, tasks
+from mu_core import ConfigError, plan, profiles, provenance, store, study
 from mu_core.images import data as D
+from mu_core.images import engine as IE
 
 SMALL = {"designs": ["paper"], "targets": {"mnist10/full_class": ["7"]}, "methods": ["original", "finetune"],
          "paper.I": 2, "paper.J": 2}
@@ -134,13 +135,13 @@ def test_a_damaged_model_sidecar_is_recomputed(small_run, tmp_path):
     before = pd.read_csv(os.path.join(d, "results.csv"), dtype={"target": str})
     _, tspecs, groups = plan.schedule(profiles.load("smoke", SMALL))
     tkey = sorted(tspecs)[0]
-    with open(tasks.model_path(d, tkey)[:-3] + ".json", "w") as f:
+    with open(store.model_path(d, tkey)[:-3] + ".json", "w") as f:
         f.write("{damaged")
-    os.remove(tasks.job_path(d, groups[tkey][0]["key"]))  # a job that needs the model
+    os.remove(store.job_path(d, groups[tkey][0]["key"]))  # a job that needs the model
     with pytest.warns(UserWarning, match="damaged cache file"):
         fin = study.run("smoke", d, SMALL, executor="local", progress=False)
     assert fin.computed == {"trained": 1, "jobs": 1}
-    assert tasks.model_info(d, tkey)["train_seconds"] > 0
+    assert store.model_info(d, tkey)["train_seconds"] > 0
     cols = [c for c in before.columns if c not in plan.VOLATILE + ["commit"]]
     pd.testing.assert_frame_equal(fin.table[cols], before[cols], check_dtype=False)
 
@@ -160,7 +161,7 @@ def test_the_cost_projection_counts_a_sub_class_forget_set_as_one_fine_class():
     epochs = prof["train"]["epochs"]["cifar20"]
     n = D.CIFAR_SIZES["train"]["cifar20"]
     # two original models (A's seed and B's), each trained, and each Retrain on D_r = all but one fine class
-    assert plan.training_images(prof, D.CIFAR_SIZES) == 2 * epochs * n + 2 * epochs * (n - 500)
+    assert IE.training_images(*plan.schedule(prof)[1:], D.CIFAR_SIZES) == 2 * epochs * n + 2 * epochs * (n - 500)
 
 
 def test_the_method_parameter_table_covers_every_profile(monkeypatch):

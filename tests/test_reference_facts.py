@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.optimize import minimize
 
-from mu_core import tasks
+from mu_core.images import engine as IE
 from mu_core.images import data as D, methods as M, metrics, models, train
 
 
@@ -221,7 +221,7 @@ def test_the_engine_evaluates_unsir_retain_accuracy_on_its_noise_batch(monkeypat
     monkeypatch.setitem(M.METHODS, method, fake)
     job = {"method": method, "params": {"noise_batch": 32}, "unlearn_seed": 1, "eval": {"batch": 64}}
     split = types.SimpleNamespace(num_classes=10)  # all the evaluation reads of it, with evaluate replaced
-    tasks.run_job(torch.nn.Linear(1, 1), split, job, M.Context(mode, {}, {}), torch.device("cpu"))
+    IE.run_job(torch.nn.Linear(1, 1), split, job, M.Context(mode, {}, {}), torch.device("cpu"))
     assert seen == [expect]
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from mu_core import ConfigError, plan, profiles, study
+from mu_core import ConfigError, plan, profiles
 from mu_core.images import data as D, ulira
 
 
@@ -86,12 +86,12 @@ def test_designs_plan_rows_models_and_bad_input(tmp_path):
 def test_init_order_model_uses_its_order_seed(tmp_path, digits):
     """A model of (init i, order o) starts from i's weights and trains in o's order: for o = i it is
     the grid's model of s_t = i; (1, 2) shares (1, 1)'s start and differs after training."""
-    from mu_core import tasks
+    from mu_core.images import engine as IE
     prof = profiles.load("smoke")
     rows = [r for r in plan.rows(prof) if r["design"] == "init_order" and r["method"] == "finetune"]
     spec = {(r["init_seed"], r["order_seed"]): plan.model_spec(prof, r) for r in rows}
-    device, data = tasks.context(prof)
-    a, _ = tasks.original_model(spec[(1, 1)], str(tmp_path), data, device)
-    b, _ = tasks.original_model(spec[(1, 2)], str(tmp_path), data, device)
+    device, data = IE.context(prof)
+    a, _ = IE.original_model(spec[(1, 1)], str(tmp_path), data, device)
+    b, _ = IE.original_model(spec[(1, 2)], str(tmp_path), data, device)
     assert spec[(1, 2)]["order_seed"] == 2 and "order_seed" not in spec[(1, 1)]
     assert not torch.equal(a.fc.weight, b.fc.weight)

@@ -305,9 +305,10 @@ METHODS = {
                     {"noise_batch": INT1, "noise_lr": POS, "reg": Num(0), "noise_copies": INT1,
                      "noise_steps": {"full_class": Num(0, 10**6, integer=True), "sub_class": Num(0, 10**6, integer=True)},
                      "per_class": INT1, "impair_batch": INT1, "repair_batch": INT1, "lr": POS},
-                    reference_retain_batch="noise_batch"),
+                    reference_retain_batch="noise_batch", random_forget=False),
     "ssd": Method(ssd, "SSD", True, 1, SSD_PARAMS),
-    "lfssd": Method(lfssd, "LFSSD", True, 2, {**SSD_PARAMS, "alpha_full_class": Num(0, lo_open=True, inf=True)}),
+    "lfssd": Method(lfssd, "LFSSD", True, 2, {**SSD_PARAMS, "alpha_full_class": Num(0, lo_open=True, inf=True)},
+                   random_forget=False),
     # Deep Unlearn's baselines (``deepunlearn``), shown in their own chapter
     "ng_plus": Method(DU.ng_plus, "NG+", False, 1, {**SGD_NO_WD, "alpha": FRACTION},
                       chapter="deepunlearn", reads={"retain": "epochs", "forget": "epochs"}),
@@ -321,8 +322,8 @@ METHODS = {
     "salun": Method(DU.salun, "SalUn", False, 1, {**SGD, "threshold": Num(0, 1, lo_open=True)},
                     chapter="deepunlearn", reads={"retain": "epochs", "forget": "epochs"}),
     "msg": Method(DU.msg, "MSG", False, 2, {**SGD, "init_rate": FRACTION, "grad_batch": INT1},
-                  chapter="deepunlearn", reads=RETAIN),
-    "ct": Method(DU.ct, "CT", False, 1, SGD, chapter="deepunlearn", reads=RETAIN),
+                  chapter="deepunlearn", reads=RETAIN, conv_only=True),
+    "ct": Method(DU.ct, "CT", False, 1, SGD, chapter="deepunlearn", reads=RETAIN, conv_only=True),
     "cf_k": Method(DU.cf_k, "CF-k", False, 1, LAST_K, chapter="deepunlearn", reads=RETAIN),
     "eu_k": Method(DU.eu_k, "EU-k", False, 2, LAST_K, chapter="deepunlearn", reads=RETAIN),
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .. import jobs
 from . import data as D
 
 # each metric as a figure labels it and as a table heads it (domains.metric_words gathers every domain's)
@@ -17,7 +18,7 @@ WORDS = {"retain_acc": ("retain-set accuracy (%)", "retain (%)"), "forget_acc": 
 ACCURACY_VERSION = 1  # bump when ``logits`` or ``accuracy`` change what they compute (they also
                       # select the reference's original models, so a bump retrains those)
 METRICS_VERSION = 4   # bump when evaluation changes what it computes (``evaluate``, the entropy MIA,
-                      # and ``tasks.evaluate_job``); 2, 3: the MIA's exact objective; 4: collapsed models
+                      # and ``engine.evaluate_job``); 2, 3: the MIA's exact objective; 4: collapsed models
 
 
 @torch.no_grad()
@@ -119,8 +120,8 @@ def collapsed(retain_acc: float, num_classes: int) -> str | None:
     return None
 
 
-class NonFinite(ValueError):
-    """A model whose outputs hold NaN or infinity: no metric of it means anything."""
+# a model whose outputs hold NaN or infinity: no metric of it means anything (the job: failed)
+NonFinite = jobs.NonFinite
 
 
 def _finite(out: torch.Tensor, where: str) -> torch.Tensor:

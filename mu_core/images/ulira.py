@@ -21,10 +21,13 @@ TPR at 1 % FPR, with percentile bootstrap intervals over targets.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import torch
 
+from .. import store
 from . import data as D
 from .metrics import logits
 
@@ -155,3 +158,14 @@ def tables(rows: list[dict], read, n_train: int, n_boot: int = 200):
                 targets += [dict(method=method, mode=mode, target=p, membership=v, forgotten_by=int(M[:, p].sum()))
                             for p, v in enumerate(per_target(S, M))]
     return pd.DataFrame(summary), pd.DataFrame(targets)
+
+
+def write(run_dir: str, rows: list[dict], n_train: int, n_boot: int) -> pd.DataFrame:
+    """``ulira.csv`` (per method and statistic: Deep Unlearn's membership score, AUC, balanced
+    accuracy, TPR at 1 % FPR, each with its bootstrap interval over targets) and
+    ``ulira_targets.csv`` (each target's membership score) in the run folder, from the stored jobs
+    (the image engine's after-run step)."""
+    summary, targets = tables(rows, lambda key: store.stored_result(run_dir, key, quiet=True), n_train, n_boot)
+    for name, df in (("ulira.csv", summary), ("ulira_targets.csv", targets)):
+        store.atomic_write(os.path.join(run_dir, name), df.to_csv(index=False, float_format="%.6g").encode())
+    return summary

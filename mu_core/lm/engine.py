@@ -27,9 +27,9 @@ import re
 import numpy as np
 import torch
 
-from .. import provenance, store
+from .. import jobs, provenance, store
 from ..store import digest
-from ..checks import Choice, ListOf, Num, Optional, Text
+from ..checks import SEED, Choice, ListOf, Num, Text
 from ..method import Method
 from ..errors import ConfigError
 from . import data as LD
@@ -39,6 +39,9 @@ from . import model as LM
 
 LM_VERSION = 2  # bump when the network, its training or the base model's data change what they compute;
                 # 2: the oracle's forget-set NLLs are stored, not its truth ratios (a mode computes those)
+TITLE = "Language-model unlearning (TOFU analogue)"
+DESIGNS = ("paper", "grid")
+SEED_COLUMNS = []
 METRICS = ["log10_forget_quality", "forget_quality", "model_utility", "forget_truth_ratio", "forget_rouge", "retain_rouge"]
 WORDS = {"log10_forget_quality": ("log10 forget quality", "log10 FQ"), "forget_quality": ("forget quality (KS p-value)", "FQ"),
          "model_utility": ("model utility", "utility"), "forget_truth_ratio": ("forget truth ratio", "forget TR"),
@@ -70,23 +73,16 @@ def forget_fraction(target: str) -> float:
     return int(m.group(1)) / 100
 
 
-def schema(seeds, seed, designs, jcap) -> dict:
-    """The fields of a language-model profile (the engine's parts passed in by ``profiles``)."""
+def schema(prof: dict) -> dict:
+    """The language-model fields of a profile (``profiles.schema`` adds those every domain shares)."""
     return {
-        "description": Text(), "profile": Text(), "domain": Choice("lm"),
-        "data": {"source": Choice("synthetic"), "seed": seed, "n_entities": Num(10, 100_000, integer=True),
+        "data": {"source": Choice("synthetic"), "seed": SEED, "n_entities": Num(10, 100_000, integer=True),
                  "n_control": Num(4, 100_000, integer=True), "n_values": Num(LD.N_PERTURBED + 1, 10_000, integer=True)},
         "model": {"d": Num(8, 4096, integer=True), "layers": Num(1, 64, integer=True), "heads": Num(1, 64, integer=True)},
-        "mode": Choice("reference", "corrected"), "deterministic": Choice(False), "device": Choice("cpu"),
-        "base": {"seed": seed, **RECIPE}, "train": RECIPE,
-        "designs": ListOf(Choice(*designs), nonempty=True),
-        "paper": {"I": seeds, "J": seeds, "a_train_seed": seed, "a_first_unlearn_seed": seed, "b_first_train_seed": seed},
-        "grid": {"I": seeds, "J": seeds},
+        "deterministic": Choice(False), "device": Choice("cpu"),
+        "base": {"seed": SEED, **RECIPE}, "train": RECIPE,
         "targets": (Choice("facts/tofu"), ListOf(Text(nonempty=True))),
         "grid_targets": (Choice("facts/tofu"), ListOf(Text(nonempty=True))),
-        "methods": ListOf(Choice(*METHODS), nonempty=True),
-        "j_per_method": (Choice(*METHODS), jcap),
-        "method_params": {m: Optional(rec.params) for m, rec in METHODS.items()},
         "eval": {"entities": Num(2, 100_000, integer=True), "max_new": Num(1, 1000, integer=True)},
     }
 
@@ -106,9 +102,15 @@ def validate(prof: dict) -> None:
     if size > MAX_PARAMETERS:
         raise ConfigError(f"model.d = {d} and model.layers = {layers} make a network of about {size / 1e6:,.0f} million "
                           f"parameters; this CPU analogue allows {MAX_PARAMETERS / 1e6:.0f} million: lower model.d or model.layers")
-    for m in prof["methods"]:
-        if METHODS[m].params and m not in prof["method_params"]:
-            raise ConfigError(f"method_params.{m} is missing; method {m} needs the fields {', '.join(METHODS[m].params)}")
+
+
+def check(prof: dict, n_models: int, n_jobs: int) -> None:
+    """What the plan's size allows beyond the schema: nothing more (``validate`` bounds the network)."""
+
+
+def describe_data(d: dict) -> str:
+    return (f"synthetic facts (not TOFU: {d['n_entities']} fictitious entities and {d['n_control']} control "
+            f"entities with five attributes each, generated from seed {d['seed']})")
 
 
 @functools.lru_cache(maxsize=8)
@@ -140,6 +142,15 @@ def train_spec(prof: dict, row: dict) -> dict:
                 train_seed=row["train_seed"], versions={"lm": LM_VERSION})
 
 
+def model_spec(prof: dict, row: dict) -> dict:
+    spec = train_spec(prof, row)
+    return {**spec, "key": "lm-" + digest(spec)}
+
+
+def job_versions(row: dict) -> dict:
+    return dict(JOB_VERSIONS)
+
+
 def of_split(data: dict, split: str) -> list[dict]:
     return [f for f in data["facts"] if f["split"] == split]
 
@@ -148,8 +159,8 @@ def encoded(data: dict, split: str, field: str = "answer") -> list:
     return [LM.encode(f["question"], f[field], data["index"]) for f in of_split(data, split)]
 
 
-def _stored(path, key, run_dir, model_info, vocab, cfg):
-    info = model_info(run_dir, key)
+def _stored(path, key, run_dir, vocab, cfg):
+    info = store.model_info(run_dir, key)
     state = store.load_model_state(path, key) if info is not None else None
     if state is None:
         return None
@@ -158,24 +169,21 @@ def _stored(path, key, run_dir, model_info, vocab, cfg):
     return m.eval(), info
 
 
-def _stored_or_trained(key, run_dir, model_path, model_info, vocab, cfg, train):
+def _stored_or_trained(key, run_dir, vocab, cfg, train):
     """(model, sidecar, trained now?) of ``key``: from the store, or ``train()`` -> (model, sidecar)
-    run now under the key's lock and stored (the sidecar last)."""
-    path = model_path(run_dir, key)
-    got = _stored(path, key, run_dir, model_info, vocab, cfg)
-    if got is not None:
-        return *got, False
-    with store.Lock(path + ".lock"):
-        got = _stored(path, key, run_dir, model_info, vocab, cfg)
-        if got is not None:
-            return *got, False
+    run now under the key's lock and stored (the sidecar last; ``store.stored_or_made``)."""
+    path = store.model_path(run_dir, key)
+
+    def make():
         model, info = train()
         store.save_model(path, model, key)
         store.save_json(path[:-3] + ".json", {**info, "computed": provenance.stamp("cpu")}, key)
-        return model.eval(), info, True
+        return model.eval(), info
+    (model, info), trained = store.stored_or_made(path, lambda: _stored(path, key, run_dir, vocab, cfg), make)
+    return model, info, trained
 
 
-def base_model(bspec: dict, run_dir, model_path, model_info, data):
+def base_model(bspec: dict, run_dir, data):
     """The base model: the control facts, answer and paraphrase, ``base.epochs`` passes (order from ``base.seed``)."""
     def train():
         m = LM.build(len(data["vocab"]), bspec["model"], bspec["base"]["seed"])
@@ -184,7 +192,7 @@ def base_model(bspec: dict, run_dir, model_path, model_info, data):
         tokens = LM.fit(m, pairs, bspec["base"], torch.Generator().manual_seed(bspec["base"]["seed"]))
         s = clock() - t0
         return m, {"train_seconds": s, "tokens": tokens, "parameters": sum(p.numel() for p in m.parameters())}
-    return _stored_or_trained(bspec["key"], run_dir, model_path, model_info, data["vocab"], bspec["model"], train)[0]
+    return _stored_or_trained(bspec["key"], run_dir, data["vocab"], bspec["model"], train)[0]
 
 
 def eval_sets(data: dict, entities: int) -> dict:
@@ -199,10 +207,10 @@ def eval_sets(data: dict, entities: int) -> dict:
             "control": [[f for f in fs if f["entity"] in h] for h in halves]}
 
 
-def trained_model(tspec: dict, run_dir: str, model_path, model_info):
+def trained_model(tspec: dict, run_dir: str):
     """(original model, its sidecar with the oracle's forget-set NLLs, the base model, trained now?)."""
     data = load(tspec["base"]["data"], tspec["target"])
-    base = base_model(tspec["base"], run_dir, model_path, model_info, data)
+    base = base_model(tspec["base"], run_dir, data)
     cfg = tspec["base"]["model"]
 
     def train():
@@ -216,38 +224,43 @@ def trained_model(tspec: dict, run_dir: str, model_path, model_info):
         para, pert = EV.base_and_perturbed_nlls(oracle.eval(), of_split(data, "forget"), data["index"], "paraphrase")
         return m, {"train_seconds": seconds, "tokens": tokens, "oracle_seconds": clock() - t0 - seconds,
                    "oracle_nll_paraphrase": para.tolist(), "oracle_nll_perturbed": pert.tolist()}
-    model, info, trained = _stored_or_trained(tspec["key"], run_dir, model_path, model_info, data["vocab"], cfg, train)
+    model, info, trained = _stored_or_trained(tspec["key"], run_dir, data["vocab"], cfg, train)
     return model, info, base, trained
 
 
 def unlearn(model, base, tspec: dict, job: dict):
-    """(the method on a copy of the original model with its s_u generator, seconds it took)."""
+    """(the method on a copy of the original model with its s_u generator, seconds it took: ``jobs.timed``)."""
     data = load(tspec["base"]["data"], tspec["target"])
     sets = {"forget": encoded(data, "forget"), "retain": encoded(data, "retain"), "base": base, "recipe": tspec["train"]}
-    gen = torch.Generator().manual_seed(job["unlearn_seed"] or 0)
     m = copy.deepcopy(model)
-    t0 = clock()
-    m = METHODS[job["method"]].fn(m, sets, job["params"], gen)
-    return m, clock() - t0
+    return jobs.timed(lambda gen: METHODS[job["method"]].fn(m, sets, job["params"], gen), job["unlearn_seed"])
 
 
 def evaluate_job(m, info: dict, tspec: dict, job: dict) -> dict:
     """``status`` and TOFU's metrics of an unlearned model against the oracle's forget truth ratios;
-    a model with non-finite weights has none."""
+    a model with non-finite weights or outputs raises ``jobs.NonFinite`` (no metrics)."""
     with torch.no_grad():
-        finite = all(torch.isfinite(p).all() for p in m.parameters())
-    if not finite:  # a diverged model has no metrics, never a number
-        return {"status": "failed: non-finite weights", **{k: None for k in METRICS}}
+        if not all(torch.isfinite(p).all() for p in m.parameters()):
+            raise jobs.NonFinite("non-finite weights")
     data = load(tspec["base"]["data"], tspec["target"])
     oracle = (np.asarray(info["oracle_nll_paraphrase"]), np.asarray(info["oracle_nll_perturbed"]))
-    try:
-        return {"status": "ok", **EV.evaluate(m, eval_sets(data, job["eval"]["entities"]), oracle, data["index"],
-                                              data["vocab"], job["eval"]["max_new"], job["mode"])}
-    except EV.NonFinite as err:  # finite weights, but outputs that overflow: diverged all the same
-        return {"status": f"failed: {err}", **{k: None for k in METRICS}}
+    return {"status": "ok", **EV.evaluate(m, eval_sets(data, job["eval"]["entities"]), oracle, data["index"],
+                                          data["vocab"], job["eval"]["max_new"], job["mode"])}
 
 
 def run_job(model, info: dict, base, tspec: dict, job: dict) -> dict:
-    """One unlearning job: ``unlearn`` then ``evaluate_job``, with its timing and provenance."""
+    """One unlearning job: ``unlearn`` then ``evaluate_job`` (``jobs.record``)."""
     m, seconds = unlearn(model, base, tspec, job)
-    return {**evaluate_job(m, info, tspec, job), "method_seconds": seconds, "computed": provenance.stamp("cpu")}
+    return jobs.record(lambda: evaluate_job(m, info, tspec, job), seconds, METRICS)
+
+
+def worker(prof: dict, run_dir: str, tspec: dict, show_epochs: bool = False):
+    """(trained now?, compute): the original model of ``tspec`` (and its base and oracle) in this
+    process, and the function computing one of its jobs."""
+    jobs.setup(prof, torch.device("cpu"))
+    model, info, base, trained = trained_model(tspec, run_dir)
+    return trained, lambda job: run_job(model, info, base, tspec, {**job, "mode": prof["mode"]})
+
+
+def after_run(prof: dict, run_dir: str, rows: list[dict]) -> None:
+    """Nothing beyond results.csv."""

@@ -13,6 +13,7 @@ from collections import defaultdict
 import numpy as np
 import torch
 
+from .. import jobs
 from . import metrics as MT
 from . import model as LM
 
@@ -20,8 +21,8 @@ EVAL_VERSION = 2  # bump when what an evaluation computes changes: stored result
                   # epsilons in reference mode (``metrics.EPS``)
 
 
-class NonFinite(ValueError):
-    """A model whose answer NLLs hold NaN or infinity (it diverged): none of its metrics means anything."""
+# a model whose answer NLLs hold NaN or infinity (it diverged): none of its metrics means anything
+NonFinite = jobs.NonFinite
 
 
 def _mean_nll(model, questions, answers, index, batch=256):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import plan, stats, tasks
+from .. import plan, stats, store
 from ..domains import label
 
 
@@ -12,8 +12,8 @@ def costs(run) -> dict:
     """Measured costs: the base model's and each original model's training (from their sidecars)
     and every method's median seconds per job (from the results)."""
     tspecs = plan.schedule(run.profile)[1]
-    infos = [i for k in tspecs if (i := tasks.model_info(run.run_dir, k, quiet=True))]
-    base = tasks.model_info(run.run_dir, next(iter(tspecs.values()))["base"]["key"], quiet=True) or {}
+    infos = [i for k in tspecs if (i := store.model_info(run.run_dir, k, quiet=True))]
+    base = store.model_info(run.run_dir, next(iter(tspecs.values()))["base"]["key"], quiet=True) or {}
     ok = run.table[run.table.status == "ok"]
     return {"parameters": base.get("parameters"), "base_seconds": base.get("train_seconds"),
             "train_seconds": float(np.median([i["train_seconds"] for i in infos])),

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from .. import provenance, store
-from ..checks import Choice, ListOf, Num, Optional, Text
+from .. import jobs
+from ..checks import SEED, Choice, ListOf, Num, Optional, Text
 from ..errors import ConfigError
 from ..method import Method
 from . import data as L
@@ -28,6 +29,9 @@ LTR_VERSION = 2   # bump when FPDGD training, the click models or nDCG change wh
 DATA_VERSION = 1  # bump when the LETOR reader or the synthetic collection change what they give
 COLLECTIONS = ("synthetic", "mq2007")
 CLICK_MODELS = ("perfect", "navigational", "informational")
+TITLE = "Federated online learning to rank"
+DESIGNS = ("paper", "grid")
+SEED_COLUMNS = []
 METRICS = ["ndcg", "ndcg_trained"]
 WORDS = {"ndcg": ("nDCG@10 after unlearning", "nDCG@10"), "ndcg_trained": ("nDCG@10 of the trained ranker", "nDCG@10 trained")}
 JOB_VERSIONS: dict = {}  # versions of code a job's result depends on beyond its method's (LTR_VERSION is the model's)
@@ -46,24 +50,17 @@ def settings() -> list[str]:
     return [f"{c}/{s}" for c in COLLECTIONS for s in F.SCENARIOS]
 
 
-def schema(seeds, seed, designs, jcap) -> dict:
-    """The fields of a learning-to-rank profile (the engine's parts passed in by ``profiles``)."""
+def schema(prof: dict) -> dict:
+    """The learning-to-rank fields of a profile (``profiles.schema`` adds those every domain shares)."""
     names = ListOf(Choice(*CLICK_MODELS))
     return {
-        "description": Text(), "profile": Text(), "domain": Choice("images", "ltr"),
-        "data": {"source": Choice(*COLLECTIONS), "seed": Optional(seed), "n_queries": Optional(Num(25, 100_000, integer=True)),
+        "data": {"source": Choice(*COLLECTIONS), "seed": Optional(SEED), "n_queries": Optional(Num(25, 100_000, integer=True)),
                  "root": Optional(Text(optional=True)), "fold": Optional(Num(1, 5, integer=True))},
-        "mode": Choice("reference", "corrected"), "deterministic": Choice(False), "device": Choice("cpu"),
+        "deterministic": Choice(False), "device": Choice("cpu"),
         "train": {"n_clients": Num(2, 1000, integer=True), "n_forget": Num(1, 999, integer=True),
                   "rounds": Num(1, 100_000, integer=True), "interactions": Num(1, 10_000, integer=True),
                   "lr": Num(0, lo_open=True)},
-        "designs": ListOf(Choice(*designs), nonempty=True),
-        "paper": {"I": seeds, "J": seeds, "a_train_seed": seed, "a_first_unlearn_seed": seed, "b_first_train_seed": seed},
-        "grid": {"I": seeds, "J": seeds},
         "targets": (Choice(*settings()), names), "grid_targets": (Choice(*settings()), names),
-        "methods": ListOf(Choice(*METHODS), nonempty=True),
-        "j_per_method": (Choice(*METHODS), jcap),
-        "method_params": {m: Optional(rec.params) for m, rec in METHODS.items()},
         "eval": {},
     }
 
@@ -80,9 +77,12 @@ def validate(prof: dict) -> None:
                 raise ConfigError(f"{field} {key!r} names collection {key.split('/')[0]!r}, but data.source is {src!r}")
     if src == "synthetic" and not {"seed", "n_queries"} <= set(prof["data"]):
         raise ConfigError("data.seed and data.n_queries are needed for data.source synthetic")
-    for m in prof["methods"]:
-        if METHODS[m].params and m not in prof["method_params"]:
-            raise ConfigError(f"method_params.{m} is missing; method {m} needs the fields {', '.join(METHODS[m].params)}")
+
+
+def describe_data(d: dict) -> str:
+    if d["source"] == "synthetic":
+        return f"a synthetic MQ2007-like collection (not MQ2007: {d['n_queries']:,} queries generated from seed {d['seed']})"
+    return f"real MQ2007, fold {d.get('fold') or 1}"
 
 
 @functools.lru_cache(maxsize=4)
@@ -168,6 +168,15 @@ def train_spec(prof: dict, row: dict) -> dict:
                 versions={"ltr": LTR_VERSION, "data": DATA_VERSION})
 
 
+def model_spec(prof: dict, row: dict) -> dict:
+    spec = train_spec(prof, row)
+    return {**spec, "key": "ranker-" + store.digest(spec)}
+
+
+def job_versions(row: dict) -> dict:
+    return {}  # a job's nDCG: the ranker's code, which its model's key holds
+
+
 def fit_spec(tspec: dict) -> dict:
     """The spec ``fpdgd.train`` and the methods read."""
     return {**tspec["train"], "scenario": tspec["scenario"], "click_model": tspec["click_model"]}
@@ -197,27 +206,22 @@ def _restore(state, info, data):
             "clients": clients}
 
 
-def trained_ranker(tspec: dict, run_dir: str, data: dict, model_path, model_info):
-    """(trained ranker, trained now?): from the store, or trained now and stored (under its lock)."""
+def trained_ranker(tspec: dict, run_dir: str, data: dict):
+    """(trained ranker, trained now?): from the store, or trained now and stored (``store.stored_or_made``)."""
     key = tspec["key"]
-    path = model_path(run_dir, key)
+    path = store.model_path(run_dir, key)
 
     def stored():
-        info = model_info(run_dir, key)
+        info = store.model_info(run_dir, key)
         state = store.load_model_state(path, key) if info is not None else None
         return None if state is None else _restore(state, info, data)
 
-    trained = stored()
-    if trained is not None:
-        return trained, False
-    with store.Lock(path + ".lock"):
-        trained = stored()
-        if trained is not None:
-            return trained, False
+    def make():
         t0 = clock()
         trained = F.train(data, fit_spec(tspec), tspec["train_seed"])
         _save(path, key, trained, clock() - t0)
-        return trained, True
+        return trained
+    return store.stored_or_made(path, stored, make)
 
 
 def ties(mode: str) -> str:
@@ -236,14 +240,26 @@ def trained_ndcg(trained: dict, data: dict, mode: str) -> float | None:
 
 
 def run_job(trained: dict, data: dict, tspec: dict, job: dict, ndcg_trained: float) -> dict:
-    """One unlearning job: the method on the trained ranker (methods copy what they change) with its s_u generator,
-    then the test nDCG@10 of the result beside the trained ranker's."""
-    gen = np.random.default_rng(job["unlearn_seed"] or 0)
-    t0 = clock()
-    w = METHODS[job["method"]].fn(trained, data, fit_spec(tspec), job["params"], job["mode"], gen)
-    seconds = clock() - t0
-    if np.isfinite(w).all():
-        out = {"status": "ok", "ndcg": F.ndcg_at_k(data["test"], w, ties=ties(job["mode"])), "ndcg_trained": ndcg_trained}
-    else:  # a diverged ranker has no nDCG (its ranking would be arbitrary), never a number
-        out = {"status": "failed: non-finite ranker weights", "ndcg": None, "ndcg_trained": ndcg_trained}
-    return {**out, "method_seconds": seconds, "computed": provenance.stamp("cpu")}
+    """One unlearning job: the method on the trained ranker (methods copy what they change) with
+    its s_u generator (``jobs.timed``), then the test nDCG@10 of the result beside the trained ranker's."""
+    w, seconds = jobs.timed(lambda gen: METHODS[job["method"]].fn(trained, data, fit_spec(tspec), job["params"],
+                                                                  job["mode"], gen), job["unlearn_seed"], numpy=True)
+
+    def evaluate():
+        if not np.isfinite(w).all():  # a diverged ranker has no nDCG (its ranking would be arbitrary), never a number
+            return {"status": "failed: non-finite ranker weights", "ndcg": None, "ndcg_trained": ndcg_trained}
+        return {"status": "ok", "ndcg": F.ndcg_at_k(data["test"], w, ties=ties(job["mode"])), "ndcg_trained": ndcg_trained}
+    return jobs.record(evaluate, seconds, METRICS)
+
+
+def worker(prof: dict, run_dir: str, tspec: dict, show_epochs: bool = False):
+    """(trained now?, compute): the ranker of ``tspec`` in this process and the function computing one of its jobs."""
+    jobs.setup(prof, torch.device("cpu"))
+    data = load(prof["data"])
+    ranker, trained = trained_ranker(tspec, run_dir, data)
+    before = trained_ndcg(ranker, data, prof["mode"])
+    return trained, lambda job: run_job(ranker, data, tspec, {**job, "mode": prof["mode"]}, before)
+
+
+def after_run(prof: dict, run_dir: str, rows: list[dict]) -> None:
+    """Nothing beyond results.csv."""
