@@ -29,8 +29,10 @@ DOMAINS = tuple(ENGINES)
 #   job_versions(row)      the versions a job's result depends on beyond its method's
 #   worker(prof, run_dir, tspec, show_epochs)  (trained now?, a function computing one job)
 #   after_run(prof, run_dir, rows)  what a finished run writes beyond results.csv
-CONTRACT = ("TITLE", "METHODS", "METRICS", "WORDS", "SEED_COLUMNS", "DESIGNS", "schema", "validate", "load", "check",
-            "describe_data", "model_spec", "job_versions", "worker", "after_run")
+#   DATASETS, place(setting_key, target), target_name(setting_key, target)   how its figures name settings and targets
+#   PAPER_BOOK             (profile, run it in the build?) that a paper-scale book reads for this domain
+CONTRACT = ("TITLE", "METHODS", "METRICS", "WORDS", "SEED_COLUMNS", "DESIGNS", "DATASETS", "schema", "validate", "load",
+            "check", "describe_data", "place", "target_name", "PAPER_BOOK", "model_spec", "job_versions", "worker", "after_run")
 
 
 def of(prof: dict) -> str:
@@ -92,6 +94,24 @@ def label(method: str, prof: dict | None = None) -> str:
     if prof is not None and rec is not None and rec.conv_only and prof.get("model", {}).get("arch") == "mlp":
         return f"{name} (MLP analogue)"
     return name
+
+
+def of_dataset(dataset: str):
+    """The engine module whose settings ``dataset`` opens (its ``DATASETS``), or None (a user's own table)."""
+    return next((e for e in map(engine_of, ENGINES) if dataset in e.DATASETS), None)
+
+
+def place(setting_key: str, target=None) -> str:
+    """A setting key (and target) as its domain's figures name it; a key no domain knows as it is."""
+    e = of_dataset(setting_key.split("/")[0])
+    if e is None:
+        return setting_key + (f" {target}" if target not in (None, "") else "")
+    return e.place(setting_key, target)
+
+
+def target_name(setting_key: str, target) -> str:
+    e = of_dataset(setting_key.split("/")[0])
+    return str(target) if e is None else e.target_name(setting_key, target)
 
 
 def describe_data(prof: dict) -> str:

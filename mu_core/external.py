@@ -29,7 +29,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from . import analysis, plots, stats
+from . import analysis, plots, sentences, stats
 from .errors import ConfigError
 
 NEEDED = ("method", "train_seed", "unlearn_seed")
@@ -331,12 +331,12 @@ def analyse(path: str, out: str, columns: dict | None = None, metrics=None, trai
             c = comp[comp.metric == m]
             if c.empty or not c.sigma_b2.notna().any():
                 continue
-            se = analysis.SE_TARGET.get(m) or float(f"{0.25 * np.sqrt(np.nanmedian(c.sigma_b2 + c.sigma_w2)):.2g}") or 1.0
+            se = sentences.SE_TARGET.get(m) or float(f"{0.25 * np.sqrt(np.nanmedian(c.sigma_b2 + c.sigma_w2)):.2g}") or 1.0
             tm = _complete(t, m)
-            advice = analysis.seeds_advice(c, tm.assign(method_seconds=tm.method_seconds if has_cost else 1.0),
+            advice = sentences.seeds_advice(c, tm.assign(method_seconds=tm.method_seconds if has_cost else 1.0),
                                            train_seconds if has_cost else 1.0, m, "units", se=se)
             lines.append(f"how many seeds ({m}; standard error {se:g}"
-                         + ("" if m in analysis.SE_TARGET else ", a quarter of the median method's standard deviation")
+                         + ("" if m in sentences.SE_TARGET else ", a quarter of the median method's standard deviation")
                          + ("" if has_cost else "; equal unit costs") + f"): {advice}")
         tables.update(components=comp, rank_flips=pd.concat(flips, ignore_index=True),
                       seed_budget=pd.concat(budget, ignore_index=True))

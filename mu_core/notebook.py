@@ -168,7 +168,8 @@ def domain_profile(domain: str, profile: str) -> tuple[str, bool]:
     have no paper-scale profile, the classroom study."""
     if profile in ("smoke", "classroom"):
         return f"{domain}-{profile}", True
-    return ("ltr-paper", False) if domain == "ltr" else ("lm-classroom", True)
+    from .domains import engine_of
+    return engine_of(domain).PAPER_BOOK
 WHAT = {"paper": "protocols A and B", "grid": "the I x J grid of training and unlearning seeds"}
 
 

@@ -50,23 +50,17 @@ def _relabel(ax):
 
 
 def target_name(setting_key: str, target) -> str:
-    """A forget target as a reader says it: 'digit 7', 'digits 1 and 7', or the CIFAR class."""
-    t = str(target)
-    if setting_key.split("/")[0] in ("synthetic", "mq2007"):  # learning to rank: the target is the click model
-        return f"{t} clicks"
-    if setting_key.startswith("mnist"):
-        return f"digits {t.replace('-', ' and ')}" if "-" in t else f"digit {t}"
-    return f"'{t}'"
+    """A forget target as a reader says it, in its domain's words ('digit 7', 'perfect clicks')."""
+    from .domains import target_name as name  # here, not at the top: the simulation needs no torch
+    return name(setting_key, target)
 
 
 def place(key: str) -> str:
-    """A figure's name for a setting key, or a 'setting target' key: 'mnist5/sub_class 7' ->
-    'digit pairs, sub-class: digit 7'."""
-    from .images.data import setting_label
+    """A figure's name for a setting key, or a 'setting target' key, in its domain's words:
+    'mnist5/sub_class 7' -> 'digit pairs, sub-class: digit 7'."""
+    from .domains import place as named
     setting, _, target = key.partition(" ")
-    if setting == "facts/tofu":  # the language-model domain: the target is TOFU's split name
-        return f"synthetic facts, {target}" if target else "synthetic facts"
-    return setting_label(setting) + (f": {target_name(setting, target)}" if target else "")
+    return named(setting, target or None)
 
 
 def style():
@@ -177,7 +171,7 @@ def icc_dots(comp: pd.DataFrame, highlight, metric: str = "forget_acc"):
     the methods in ``highlight`` filled, the others hollow."""
     style()
     t = comp[(comp.metric == metric) & comp.icc.notna()]
-    t = t[t.method.map(lambda m: m not in _methods() or _methods()[m].role != "original")]  # M_o is no method
+    t = t[~t.method.isin(with_role(_methods(), "original"))]  # M_o is no method
     order = method_order(t.method)
     keys = sorted(set(stats.keys(t, target=True)))
     fig, ax = plt.subplots(figsize=(6.5, 0.32 * len(order) + 1.4))

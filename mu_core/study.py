@@ -316,7 +316,7 @@ def open_run(run_dir: str, profile: str | None = None, overrides=()) -> Run:
                           f"another run_dir (python -m mu_core run --profile {recorded['profile']} --run-dir NEW)")
     # a collapsed model's row stays in the statistics: its metrics are true measurements of a broken
     # model, and leaving it out would bias the variances and unbalance the grid; its status marks it,
-    # the provenance line counts it, and the sentences that read forgetting (analysis.breaking,
+    # the provenance line counts it, and the sentences that read forgetting (sentences.breaking,
     # complete_forgetting) name it as breaking, never as forgetting
     usable = (table["status"] == "ok") | table["status"].str.startswith("collapsed")
     return Run(run_dir, table[usable].reset_index(drop=True), recorded, manifest, seconds,

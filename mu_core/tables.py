@@ -89,8 +89,7 @@ def portability(folder: str | None = None) -> str:
         for study, v in comp.get("verdicts", {}).items():
             out.append(f"\n{study}: {len(v['changed'])} of {v['compared']} verdicts changed"
                        + (": " + "; ".join(f"{k}: {a} became {b}" for k, (a, b) in v["changed"].items())
-                          if v["changed"] else " (each method's W2 against its noise" +
-                          (", each of the paper's claims)" if study == "images" else ")")))
+                          if v["changed"] else " (every verdict its pages state from the slice)"))
         b = comp["book"]
         if not b["compared"]:
             out += ["", "The slice ran each domain's study, not the book's notebooks, so no page's text was compared."]

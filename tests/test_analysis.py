@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mu_core import analysis, stats
+from mu_core import analysis, sentences, stats
 from mu_core.images import claims as claims_of
 
 
@@ -27,7 +27,7 @@ def test_components_with_ci_brackets_the_estimate_and_sees_no_within_variance_fo
     assert (comp.sigma_b2_lo <= comp.sigma_b2).all() and (comp.sigma_b2 <= comp.sigma_b2_hi).all()
     ssd = comp[(comp.method == "ssd") & (comp.metric == "forget_acc")].iloc[0]
     assert ssd.sigma_w2 == 0 and ssd.icc == 1
-    text = analysis.components_summary(comp)
+    text = sentences.components_summary(comp)
     ft_p = comp[(comp.method == "finetune") & (comp.metric == "forget_acc")].A_overstates_p.iloc[0]
     assert text["icc_det"].startswith("1")
     assert text["n_overstate"] == f"{int(ft_p < 0.05)} of 1 (about 0.1 expected by chance alone)"  # SSD is not tested
@@ -70,7 +70,7 @@ def test_rank_flips_are_stats_rank_flip_for_each_pair():
     assert list(flips.pair) == ["finetune vs ssd"]
     Z1, Z2 = (stats.grid_matrix(t, m, "mnist5/sub_class", "7", "forget_acc") for m in ("finetune", "ssd"))
     assert flips.p_flip.iloc[0] == stats.rank_flip(Z1, Z2)
-    assert analysis.flips_summary(flips)["flip_worst_pair"].startswith("Finetune vs SSD")
+    assert sentences.flips_summary(flips)["flip_worst_pair"].startswith("Finetune vs SSD")
 
 
 @pytest.mark.parametrize("I,J", [(12, 11), (6, 3)])
@@ -92,12 +92,12 @@ def test_modes_table_keeps_the_common_targets_of_both_runs():
                      grid_table(seed=1).assign(design="paper", protocol="B", target="8"),
                      grid_table(seed=2)])  # grid rows: never in the modes table
     cor = ref[(ref.design == "paper") & (ref.target == "7") & (ref.method == "ssd")].assign(mode="corrected")
-    both = analysis.modes_table(ref, cor)
+    both = claims_of.modes_table(ref, cor)
     assert set(both["mode"]) == {"reference", "corrected"}
     assert set(both.target) == {"7"} and set(both.design) == {"paper"}  # target 8 has no corrected rows
     n_ref_7 = int(((ref.design == "paper") & (ref.target == "7")).sum())
     assert len(both) == n_ref_7 + len(cor)
-    assert len(analysis.modes_table(ref, cor, protocols=("A",))) == 0  # only B rows were given
+    assert len(claims_of.modes_table(ref, cor, protocols=("A",))) == 0  # only B rows were given
 
 
 def test_modes_summary_reports_the_largest_shift_and_ssds_corrected_range_by_hand():
@@ -107,7 +107,7 @@ def test_modes_summary_reports_the_largest_shift_and_ssds_corrected_range_by_han
     both = pd.DataFrame(rows("ssd", "reference", "7", [10, 20]) + rows("ssd", "corrected", "7", [30, 36])
                         + rows("ssd", "corrected", "8", [1, 3]) + rows("ssd", "reference", "8", [2, 2])
                         + rows("finetune", "reference", "7", [50, 50]) + rows("finetune", "corrected", "7", [40, 40]))
-    s = analysis.modes_summary(both)
+    s = claims_of.modes_summary(both)
     # SSD: reference mean (10 + 20 + 2 + 2) / 4 = 8.5, corrected (30 + 36 + 1 + 3) / 4 = 17.5: +9.0;
     # Finetune: -10.0, the larger shift
     assert s["modes_biggest"] == "Finetune on mnist5/sub_class (-10.0 points)"
@@ -131,8 +131,8 @@ def test_the_corrected_counterpart_is_reused_run_on_the_cpu_or_never_started_at_
     none, note = stages.corrected_counterpart(paper, str(tmp_path / "paper-corrected"), 1)
     assert none is None and "GPU-hours" in note and "--profile paper-corrected" in note
     assert not (tmp_path / "paper-corrected").exists()  # nothing was started
-    both = analysis.modes_table(run.table, table)
-    assert analysis.modes_summary(both)["modes_ssd_b_range"] != "n/a"
+    both = claims_of.modes_table(run.table, table)
+    assert claims_of.modes_summary(both)["modes_ssd_b_range"] != "n/a"
 
 
 def test_b_noise_is_the_median_b_versus_b_w2_and_flags_only_distances_well_above_it():
@@ -270,7 +270,7 @@ def test_the_overstatement_claim_is_a_test_not_a_count_of_noisy_seeds():
     one_loud[4] = 50 + (one_loud[4] - 50) * 6  # one training seed whose unlearning runs spread far more
     c = claims_of.claims(pd.DataFrame(base + grid_rows("finetune", one_loud)), n_boot=20)
     assert verdict(c, "A can overstate") == ["holds"]
-    assert analysis.overstatements(stats.components_table(pd.DataFrame(grid_rows("finetune", one_loud))))["n"] >= 1
+    assert sentences.overstatements(stats.components_table(pd.DataFrame(grid_rows("finetune", one_loud))))["n"] >= 1
 
 
 def test_the_sigma_b_claim_reads_the_bootstrap_interval_not_the_point_estimate():
@@ -289,14 +289,14 @@ def test_the_sigma_b_claim_reads_the_bootstrap_interval_not_the_point_estimate()
 
 def test_ties_are_not_counted_as_pairs_that_do_not_flip():
     flips = pd.DataFrame({"setting": ["a 1", "b 1", "c 1"], "pair": ["ng_plus vs msg"] * 3, "p_flip": [0.0, np.nan, np.nan]})
-    assert analysis.trio_sentence(flips) == "NG+ and MSG flip on 0 of 1 target where they differ; they tie on 2"
-    assert analysis.trio_sentence(flips.iloc[1:]) == "NG+ and MSG tie on every target (2): there is no order to flip"
+    assert sentences.trio_sentence(flips) == "NG+ and MSG flip on 0 of 1 target where they differ; they tie on 2"
+    assert sentences.trio_sentence(flips.iloc[1:]) == "NG+ and MSG tie on every target (2): there is no order to flip"
 
 
 def test_the_budget_sentence_leaves_the_forced_j_of_deterministic_methods_apart():
     budget = pd.DataFrame({"method": ["ssd", "lfssd", "finetune", "unsir"], "grid": ["12 x 11"] * 4,
                            "I_best": [20, 20, 9, 7], "J_best": [1, 1, 3, 5]})
-    text = analysis.budget_sentence(budget)
+    text = sentences.budget_sentence(budget)
     assert text.startswith("for the stochastic methods, in 2 of 2 method-target cases the best split uses fewer")
     assert "median best split: 8.0 training seeds x 4.0 unlearning seeds" in text
     assert "for the deterministic methods (LFSSD, SSD) J = 1 by construction" in text
@@ -327,24 +327,24 @@ def test_the_breaking_rule_goes_each_way_at_its_thresholds(ng_retain, msg_forget
     u = analysis.utility(_util_rows(ng_retain, msg_forget), ["ng_plus", "msg"])
     assert list(u.method) == ["original", "retrain", "ng_plus", "msg"]
     assert u.set_index("method").retain_acc["ng_plus"] == pytest.approx(ng_retain)
-    b = analysis.breaking(u, ["ng_plus", "msg"], {"model": {"arch": "mlp"}})
+    b = sentences.breaking(u, ["ng_plus", "msg"], {"model": {"arch": "mlp"}})
     assert (b["broken"].startswith(f"NG+ (1 of 1 targets; worst {ng_retain:.1f} % retain")) == broken
     assert (b["broken"] == "none") == (not broken)
     assert b["barely"].startswith("MSG (MLP analogue) (1 of 1") == barely
-    assert "MLP analogue" not in analysis.breaking(u, ["msg"], {"model": {"arch": "resnet18"}})["barely"]
+    assert "MLP analogue" not in sentences.breaking(u, ["msg"], {"model": {"arch": "resnet18"}})["barely"]
 
 
 def test_seeds_advice_states_the_split_of_the_median_method_and_the_deterministic_case_apart():
     t = grid_table()
     comp = analysis.components_with_ci(t, n_boot=10)
-    text = analysis.seeds_advice(comp, t, 2.0, "forget_acc", "points")
+    text = sentences.seeds_advice(comp, t, 2.0, "forget_acc", "points")
     ft = comp[(comp.method == "finetune") & (comp.metric == "forget_acc")].iloc[0]
     a = stats.seeds_for(ft.sigma_b2, ft.sigma_w2, 2.0, 0.2, 0.5)
     assert f"needs {a['I']} training seeds with {a['J']} unlearning seed" in text
     assert "protocol A cannot reach it" in text  # sigma_b^2 = 16 here, far above 0.25
     assert "deterministic methods (SSD), J = 1 by construction" in text
     flat = t.assign(forget_acc=t.forget_acc - t.train_seed.map(t.groupby("train_seed").forget_acc.mean()) + 50)
-    text = analysis.seeds_advice(analysis.components_with_ci(flat, n_boot=10), flat, 2.0, "forget_acc", "points")
+    text = sentences.seeds_advice(analysis.components_with_ci(flat, n_boot=10), flat, 2.0, "forget_acc", "points")
     assert "protocol A could reach it" in text
 
 

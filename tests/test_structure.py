@@ -2,6 +2,7 @@
 imports included, since a circle that only a late import breaks is still one."""
 import ast
 import os
+import re
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -89,3 +90,35 @@ def test_engine_modules_never_import_the_layers_that_call_them():
     assert cycles(g) == []
     for name in domains.ENGINES.values():
         assert not g[name] & {"mu_core.plan", "mu_core.tasks", "mu_core.study", "mu_core.profiles", "mu_core.domains"}, name
+
+
+def branches_on_names(text: str, names) -> list[str]:
+    """Lines of ``text`` that compare something with one of ``names`` as a literal (==, !=, in a
+    literal tuple or list, startswith): a branch on a domain, method or dataset by its name."""
+    alt = "|".join(sorted(map(re.escape, names), key=len, reverse=True))
+    pat = re.compile(rf'''(==|!=)\s*["']({alt})["']|["']({alt})["']\s*(==|!=)|\bin\s*[\(\[][^\)\]]*["']({alt})["']'''
+                     rf'''|startswith\(\s*["']({alt})''')
+    return [line.strip() for line in text.splitlines() if pat.search(line) and not line.strip().startswith("#")]
+
+
+def test_no_module_outside_the_domain_packages_branches_on_a_domain_method_or_dataset_name():
+    """The engine, the statistics and the presentation ask a domain (domains.ENGINES) and never
+    test for one by name: no `if domain == "ltr"`, no `method == "ssd"`, no `startswith("mnist")`
+    outside mu_core/images, ltr, lm and the profiles (which name their domain)."""
+    from mu_core import domains
+    names = set(domains.DOMAINS) | set(domains.all_methods())
+    for name in domains.DOMAINS:
+        names |= set(domains.engine_of(name).DATASETS)
+    found = {}
+    for f in sorted(os.listdir(os.path.join(ROOT, "mu_core"))):
+        if f.endswith(".py") and f != "profiles.py":
+            hits = branches_on_names(open(os.path.join(ROOT, "mu_core", f)).read(), names)
+            if hits:
+                found[f] = hits
+    assert found == {}
+
+
+def test_the_branch_finder_finds_branches():
+    names = {"ltr", "ssd", "mnist5"}
+    assert len(branches_on_names('if d == "ltr":\n x = m != "ssd"\nif k in ("a", "ssd"):\nif s.startswith("mnist5")', names)) == 4
+    assert branches_on_names('label = "ssd"\nd = {"ltr": 1}\n# if d == "ltr"', names) == []

@@ -10,7 +10,8 @@ import pandas as pd
 
 from .. import stats
 from ..analysis import (ALPHA, DETERMINISTIC, METHODS, NOISE_RATIO, UNRANKED, W2_FLOOR, b_noise,
-                        components_with_ci, label, overstatements, stands_out)
+                        components_with_ci, label, stands_out)
+from ..sentences import overstatements
 
 
 RULES = {
@@ -204,3 +205,45 @@ def deterministic_sentence(table: pd.DataFrame, key: str, target) -> str:
     return (f"by construction (the engine runs {', '.join(METHODS[m].label for m in det)} once per original model) "
             f"each gives a single value under protocol A; under protocol B their forget-set accuracy spans "
             f"{spans} points from one training seed to the next")
+
+
+def init_order_summary(io: pd.DataFrame, metric: str = "forget_acc") -> dict:
+    """Text for the book: the share of var E(Z | S) an init-only protocol sees, where the order
+    seed outweighs the initialisation, and how the REML check went."""
+    f = io[(io.metric == metric) & (io.var_seed > 0)]
+    if f.empty:
+        return {"io_share": "not defined (no training-seed variance in this run's init_order design)",
+                "io_order_major": "none", "io_reml": "no fit"}
+    by = f.groupby("method", sort=False).init_only_share.median()
+    lo, hi = by.idxmin(), by.idxmax()
+    order_major = f[f.sigma_order2 > f.sigma_init2].method.unique()
+    fits = io[io.metric == metric]
+    conv = fits.reml_estimator == "REML"
+    gap = (fits[conv].reml_init2 - fits[conv].sigma_init2).abs().max() if conv.any() else float("nan")
+    return {"io_share": f"a median {100 * f.init_only_share.median():.0f} % over methods and targets (per method, from "
+                        f"{100 * by[lo]:.0f} % for {label(lo)} to {100 * by[hi]:.0f} % for {label(hi)})",
+            "io_order_major": ", ".join(label(m) for m in order_major) or "none",
+            "io_reml": f"REML converged in {int(conv.sum())} of {len(fits)} fits"
+                       + (f", its initialisation variance within {gap:.2g} of the ANOVA estimate there" if conv.any() else "")
+                       + f"; {int(fits.reml_estimator.str.startswith('ANOVA').sum())} fits had no within-cell variance"}
+
+
+def modes_table(reference: pd.DataFrame, corrected: pd.DataFrame, protocols=("A", "B")) -> pd.DataFrame:
+    """The paper-design rows of a reference run and a corrected run over the targets both have."""
+    ref = stats.select(reference, "paper")
+    cor = stats.select(corrected, "paper")
+    common = cor[["dataset", "setting", "target"]].drop_duplicates()
+    both = pd.concat([ref.merge(common), cor], ignore_index=True)
+    return both[both.protocol.isin(protocols)]
+
+
+def modes_summary(both: pd.DataFrame) -> dict:
+    """Text for the book: the method and setting whose mean forget-set accuracy under B moves most
+    between modes, and SSD's forget-set range under B in corrected mode (per target)."""
+    b = both[both.protocol == "B"].assign(key=stats.keys)
+    mean = b.groupby(["key", "method", "mode"]).forget_acc.mean().unstack()  # per setting: never pooled
+    shift = (mean["corrected"] - mean["reference"]).dropna()
+    key, top = shift.abs().idxmax()
+    ssd = b[(b.method == "ssd") & (b["mode"] == "corrected")].groupby(["key", "target"]).forget_acc.agg(lambda v: v.max() - v.min())
+    return {"modes_biggest": f"{METHODS[top].label} on {key} ({shift[(key, top)]:+.1f} points)",
+            "modes_ssd_b_range": f"{ssd.min():.1f} to {ssd.max():.1f}" if len(ssd) else "n/a"}

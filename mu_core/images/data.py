@@ -186,8 +186,7 @@ STANDS_FOR = {  # the paper's setting that each digit setting stands in for
     "mnist5/sub_class": "CIFAR-20 sub-class"}
 
 
-DATASET_LABELS = {"mnist10": "digits", "mnist5": "digit pairs", "cifar100": "CIFAR-100", "cifar20": "CIFAR-20",
-                  "synthetic": "synthetic LTR", "mq2007": "MQ2007"}
+DATASET_LABELS = {"mnist10": "digits", "mnist5": "digit pairs", "cifar100": "CIFAR-100", "cifar20": "CIFAR-20"}
 
 
 def setting_label(key: str) -> str:

@@ -27,6 +27,7 @@ WORDS = metrics.WORDS
 SEED_COLUMNS = ["init_seed", "order_seed"]  # an image model's initialisation and data-order seeds
 DESIGNS = ("paper", "grid", "init_order", "ulira")
 DEVICES = ("auto", "cpu", "cuda")
+PAPER_BOOK = ("paper", True)  # a paper-scale book's image pages run (or find) the paper profile
 
 
 def code_versions(reference_selection: bool = False) -> dict:
@@ -119,6 +120,22 @@ def load(data_cfg: dict) -> D.Data:
 
 def describe_data(data_cfg: dict) -> str:
     return D.describe(data_cfg)
+
+
+DATASETS = tuple(D.NUM_CLASSES)  # the first part of this domain's setting keys
+
+
+def target_name(setting_key: str, target) -> str:
+    """A forget target as a reader says it: 'digit 7', 'digits 1 and 7', or the CIFAR class."""
+    t = str(target)
+    if setting_key.startswith("mnist"):
+        return f"digits {t.replace('-', ' and ')}" if "-" in t else f"digit {t}"
+    return f"'{t}'"
+
+
+def place(setting_key: str, target=None) -> str:
+    """A setting (and target) as a figure names it: 'digit pairs, sub-class: digit 7'."""
+    return D.setting_label(setting_key) + (f": {target_name(setting_key, target)}" if target not in (None, "") else "")
 
 
 # --- specs and keys ------------------------------------------------------------------------

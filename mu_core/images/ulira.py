@@ -169,3 +169,32 @@ def write(run_dir: str, rows: list[dict], n_train: int, n_boot: int) -> pd.DataF
     for name, df in (("ulira.csv", summary), ("ulira_targets.csv", targets)):
         store.atomic_write(os.path.join(run_dir, name), df.to_csv(index=False, float_format="%.6g").encode())
     return summary
+
+
+def _label(m: str) -> str:
+    from .methods import METHODS
+    return METHODS[m].label if m in METHODS else m
+
+
+def summary_sentences(summary: pd.DataFrame) -> dict:
+    """Text for the book from ``ulira.csv``: the calibration row (the gold standard) against 0.5,
+    and which methods the attack tells apart, on LiRA's statistic."""
+    f = summary[summary.statistic == "phi"]
+    if f.empty:
+        return {"ul_calibration": "not computed (no ulira design in this run)", "ul_detected": "not computed",
+                "ul_best": "not computed"}
+    from .methods import METHODS
+    gold = f[f.method.map(lambda m: m in METHODS and METHODS[m].role == "gold")]
+    cal = "no gold-standard row"
+    if len(gold):
+        g = gold.iloc[0]
+        inside = g.du_membership_lo <= 0.5 <= g.du_membership_hi
+        cal = (f"{_label(g.method)} scores {g.du_membership:.3f} (95 % interval {g.du_membership_lo:.3f} to "
+               f"{g.du_membership_hi:.3f}, {'which contains' if inside else 'which does not contain'} 0.5) with an AUC of {g.auc:.3f}")
+    rest = f[~f.method.isin(gold.method)]
+    seen = rest[rest.auc_lo > 0.5]
+    best = rest.loc[rest.auc.idxmax()] if len(rest) else None
+    return {"ul_calibration": cal,
+            "ul_detected": f"{len(seen)} of {len(rest)}" + (f" ({', '.join(_label(m) for m in seen.method)})" if len(seen) else ""),
+            "ul_best": (f"{_label(best.method)}: AUC {best.auc:.3f} ({best.auc_lo:.3f} to {best.auc_hi:.3f}), TPR at 1 % FPR "
+                        f"{best.tpr_at_1pct_fpr:.3f}") if best is not None else "none"}

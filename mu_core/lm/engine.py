@@ -41,6 +41,7 @@ LM_VERSION = 2  # bump when the network, its training or the base model's data c
                 # 2: the oracle's forget-set NLLs are stored, not its truth ratios (a mode computes those)
 TITLE = "Language-model unlearning (TOFU analogue)"
 DESIGNS = ("paper", "grid")
+PAPER_BOOK = ("lm-classroom", True)  # no paper-scale profile: a paper-scale book runs the classroom study
 SEED_COLUMNS = []
 METRICS = ["log10_forget_quality", "forget_quality", "model_utility", "forget_truth_ratio", "forget_rouge", "retain_rouge"]
 WORDS = {"log10_forget_quality": ("log10 forget quality", "log10 FQ"), "forget_quality": ("forget quality (KS p-value)", "FQ"),
@@ -106,6 +107,17 @@ def validate(prof: dict) -> None:
 
 def check(prof: dict, n_models: int, n_jobs: int) -> None:
     """What the plan's size allows beyond the schema: nothing more (``validate`` bounds the network)."""
+
+
+DATASETS = ("facts",)  # the first part of this domain's setting keys
+
+
+def target_name(setting_key: str, target) -> str:
+    return str(target)  # TOFU's split name
+
+
+def place(setting_key: str, target=None) -> str:
+    return "synthetic facts" + (f", {target}" if target not in (None, "") else "")
 
 
 def describe_data(d: dict) -> str:

@@ -31,6 +31,7 @@ COLLECTIONS = ("synthetic", "mq2007")
 CLICK_MODELS = ("perfect", "navigational", "informational")
 TITLE = "Federated online learning to rank"
 DESIGNS = ("paper", "grid")
+PAPER_BOOK = ("ltr-paper", False)  # a paper-scale book reads an existing ltr-paper run: MQ2007 is not started in a build
 SEED_COLUMNS = []
 METRICS = ["ndcg", "ndcg_trained"]
 WORDS = {"ndcg": ("nDCG@10 after unlearning", "nDCG@10"), "ndcg_trained": ("nDCG@10 of the trained ranker", "nDCG@10 trained")}
@@ -77,6 +78,23 @@ def validate(prof: dict) -> None:
                 raise ConfigError(f"{field} {key!r} names collection {key.split('/')[0]!r}, but data.source is {src!r}")
     if src == "synthetic" and not {"seed", "n_queries"} <= set(prof["data"]):
         raise ConfigError("data.seed and data.n_queries are needed for data.source synthetic")
+
+
+DATASETS = COLLECTIONS  # the first part of this domain's setting keys
+
+
+def target_name(setting_key: str, target) -> str:
+    return f"{target} clicks"  # a target is the click model
+
+
+LABELS = {"synthetic": "synthetic LTR", "mq2007": "MQ2007"}
+
+
+def place(setting_key: str, target=None) -> str:
+    """A collection and scenario (and click model) as a figure names it: 'MQ2007, poison: perfect clicks'."""
+    collection, scenario = setting_key.split("/")
+    return f"{LABELS[collection]}, {scenario.replace('_', '-')}" + (f": {target_name(setting_key, target)}"
+                                                                      if target not in (None, "") else "")
 
 
 def describe_data(d: dict) -> str:
