@@ -44,9 +44,9 @@ def main(argv=None):
             print(profiles.describe())
             return 0
         if args.command == "tidy":
-            from . import notebook
+            from . import page
             for path in args.notebooks:
-                notebook.tidy(path)
+                page.tidy(path)
             return 0
         if args.command == "analyse":
             from . import external

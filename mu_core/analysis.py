@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .domains import all_methods, label
+from .domains import all_methods, floors, label, role as _role, studied as _studied
 from .method import with_role
 
 METHODS = all_methods()  # every domain's: the analyses take any domain's results table
@@ -37,9 +37,10 @@ def grid_keys(table: pd.DataFrame) -> list[tuple[str, str]]:
 
 
 def components_with_ci(table: pd.DataFrame, n_boot: int = 200, seed: int = 0,
-                       metrics=("retain_acc", "forget_acc")) -> pd.DataFrame:
+                       metrics=None) -> pd.DataFrame:
     """``stats.components_table`` plus bootstrap intervals of sigma_b^2 and sigma_w^2 (resampling
     training seeds; the ICC's exact interval is ``stats.icc``'s)."""
+    metrics = list(metrics) if metrics is not None else _studied(table)  # the domain's, unless named
     comp = stats.components_table(table, metrics=metrics)
     ci = {"b": [], "w": []}
     for r in comp.itertuples():
@@ -71,9 +72,10 @@ def with_intervals(comp: pd.DataFrame) -> pd.DataFrame:
 
 
 def w2_instances(table: pd.DataFrame, n_b: int = 50, seed: int = 0,
-                 metrics=("retain_acc", "forget_acc")) -> pd.DataFrame:
+                 metrics=None) -> pd.DataFrame:
     """W2(A_i, B_k) over every A instance and ``n_b`` B instances, per setting, method and metric,
     and beside it the B-versus-B baseline: W2 between two independent B instances (sampling noise)."""
+    metrics = list(metrics) if metrics is not None else _studied(table)  # the domain's, unless named
     out = []
     for key, target in grid_keys(table):
         for method in methods_in(table):
@@ -94,9 +96,10 @@ def w2_instances(table: pd.DataFrame, n_b: int = 50, seed: int = 0,
         columns=["key", "method", "metric", "comparison", "w2"])
 
 
-def b_noise(table: pd.DataFrame, n: int = 200, seed: int = 0, metrics=("retain_acc", "forget_acc")) -> pd.DataFrame:
+def b_noise(table: pd.DataFrame, n: int = 200, seed: int = 0, metrics=None) -> pd.DataFrame:
     """Per setting, method and metric: the median W2 between two independent B instances on the
     setting's grid target (``stats.w2_b_baseline``), the size of W2 from sampling noise alone."""
+    metrics = list(metrics) if metrics is not None else _studied(table)  # the domain's, unless named
     out = []
     for key, target in grid_keys(table):
         ds, setting = key.split("/")
@@ -116,7 +119,7 @@ NOISE_RATIO = 2.0   # a W2 "stands out" at this many times its B-versus-B noise 
 W2_FLOOR = 1.0      # ... and at least this many points (a noise of 0 makes any ratio infinite)
 
 
-FLOORS = {"ndcg": 0.01, "log10_forget_quality": 0.3}  # W2_FLOOR in other units: one nDCG point; a factor of 2 in forget quality
+FLOORS = floors()  # W2_FLOOR in each metric's units, declared by its domain (one nDCG point; a factor of 2 in forget quality)
 
 
 def stands_out(w2_median, b_vs_b, floor: float = W2_FLOOR):
@@ -125,10 +128,11 @@ def stands_out(w2_median, b_vs_b, floor: float = W2_FLOOR):
     return (w2_median >= NOISE_RATIO * b_vs_b) & (w2_median >= floor)
 
 
-def above_noise(w2: pd.DataFrame, noise: pd.DataFrame, metric: str = "forget_acc") -> pd.DataFrame:
+def above_noise(w2: pd.DataFrame, noise: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
     """Per setting and method: the median W2(A, B) over targets beside the B-versus-B noise, and
     whether it stands out (``clear``, see ``stands_out``): the noise is itself an estimate, from
     samples of half the training seeds, so a distance just above it proves little."""
+    metric = metric or _role(w2, "forgetting")  # the domain's forgetting metric, unless named
     med = w2[w2.metric == metric].groupby(["dataset", "setting", "method"]).w2.median().rename("w2_median")
     nz = noise[noise.metric == metric].set_index(["dataset", "setting", "method"]).w2.rename("b_vs_b")
     both = pd.concat([med, nz], axis=1, join="inner").reset_index()
@@ -138,22 +142,10 @@ def above_noise(w2: pd.DataFrame, noise: pd.DataFrame, metric: str = "forget_acc
                        label=both.method.map(lambda m: METHODS[m].label))
 
 
-def utility(table: pd.DataFrame, methods, design: str = "grid") -> pd.DataFrame:
-    """Per setting, target and method (Original and Retrain beside the methods asked for): the mean
-    forget-, retain- and test-set accuracy over every row of the design, what forgetting cost."""
-    sel = stats.select(table, design)
-    keep = list(dict.fromkeys([*with_role(METHODS, "original"), *with_role(METHODS, "gold"), *methods]))
-    sel = sel[sel.method.isin(keep)]
-    out = (sel.groupby(["dataset", "setting", "target", "method"])[["forget_acc", "retain_acc", "test_acc"]]
-           .mean().reset_index())
-    order = {m: i for i, m in enumerate(keep)}
-    return out.sort_values(["dataset", "setting", "target", "method"], kind="stable",
-                           key=lambda c: c.map(order) if c.name == "method" else c).reset_index(drop=True)
-
-
-def rank_flips(table: pd.DataFrame, metric: str = "forget_acc") -> pd.DataFrame:
+def rank_flips(table: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
     """P(protocol A orders two methods the other way from the full grid), for every pair of
     methods (Original aside) on every grid target."""
+    metric = metric or _role(table, "forgetting")  # the domain's forgetting metric, unless named
     out = []
     for key, target in grid_keys(table):
         present = [m for m in methods_in(table) if not stats.select(table, "grid", key, target, m).empty]
@@ -165,10 +157,11 @@ def rank_flips(table: pd.DataFrame, metric: str = "forget_acc") -> pd.DataFrame:
     return pd.DataFrame(out, columns=["setting", "pair", "p_flip"])
 
 
-def seed_budget(table: pd.DataFrame, comp: pd.DataFrame, c_train: float, metric: str = "forget_acc") -> pd.DataFrame:
+def seed_budget(table: pd.DataFrame, comp: pd.DataFrame, c_train: float, metric: str | None = None) -> pd.DataFrame:
     """For each method and grid target: the best split of the budget its grid actually cost
     (I training runs, I·J unlearning runs, with the run's measured costs) between training and
     unlearning seeds, beside protocol A's variance at the same budget."""
+    metric = metric or _role(table, "forgetting")  # the domain's forgetting metric, unless named
     out = []
     for r in comp[comp.metric == metric].itertuples():
         rows = stats.select(table, "grid", f"{r.dataset}/{r.setting}", r.target, r.method)

@@ -5,7 +5,7 @@ module, and the few facts pages ask of every domain.
 online learning-to-rank) ``mu_core.ltr.engine``; ``lm`` (language-model unlearning, TOFU's
 analogue) ``mu_core.lm.engine``. The planner, tasks, study, store, executors, statistics and plots
 ask the engine of a profile (``engine``) and never branch on a domain's name; an engine module
-imports none of them (no circle: tests/test_structure.py).
+imports none of them (no circle: tests/engine/test_structure.py).
 """
 from __future__ import annotations
 
@@ -14,11 +14,15 @@ import importlib
 ENGINES = {"images": "mu_core.images.engine", "ltr": "mu_core.ltr.engine", "lm": "mu_core.lm.engine"}
 DOMAINS = tuple(ENGINES)
 
-# What an engine module provides, checked for each by tests/test_structure.py:
+# What an engine module provides, checked for each by tests/engine/test_structure.py:
 #   TITLE                  the domain as the book's tables title it
 #   METHODS                its method table (``method.Method`` records)
 #   METRICS, WORDS         its metric columns, and each one's figure label and table header
 #   SEED_COLUMNS           key columns of its rows beyond s_t and s_u (images: init and order seeds)
+#   STUDIED, ROLES         the metrics a page studies unless it names them; which metric plays which
+#                          role (forgetting, utility, privacy ...)
+#   FLOORS, SE_TARGETS     per metric: the smallest W2 that can stand out, the standard error a seed
+#                          budget aims at (in the metric's units)
 #   DESIGNS                the designs it runs (paper and grid at least)
 #   schema(prof)           its profile fields (``profiles.schema`` adds those every domain shares)
 #   validate(prof)         what its schema cannot say
@@ -31,7 +35,7 @@ DOMAINS = tuple(ENGINES)
 #   after_run(prof, run_dir, rows)  what a finished run writes beyond results.csv
 #   DATASETS, place(setting_key, target), target_name(setting_key, target)   how its figures name settings and targets
 #   PAPER_BOOK             (profile, run it in the build?) that a paper-scale book reads for this domain
-CONTRACT = ("TITLE", "METHODS", "METRICS", "WORDS", "SEED_COLUMNS", "DESIGNS", "DATASETS", "schema", "validate", "load",
+CONTRACT = ("TITLE", "METHODS", "METRICS", "WORDS", "SEED_COLUMNS", "STUDIED", "ROLES", "FLOORS", "SE_TARGETS", "DESIGNS", "DATASETS", "schema", "validate", "load",
             "check", "describe_data", "place", "target_name", "PAPER_BOOK", "model_spec", "job_versions", "worker", "after_run")
 
 
@@ -79,6 +83,49 @@ def metric_words() -> dict:
     for name in ENGINES:
         out.update(engine_of(name).WORDS)
     return out
+
+
+def floors() -> dict:
+    """{metric: the smallest W2 that can stand out} of every domain."""
+    return {m: v for name in ENGINES for m, v in engine_of(name).FLOORS.items()}
+
+
+def se_targets() -> dict:
+    """{metric: the standard error a seed budget aims at} of every domain."""
+    return {m: v for name in ENGINES for m, v in engine_of(name).SE_TARGETS.items()}
+
+
+def of_table(table):
+    """The engine module whose datasets a results table's rows open, or None (a user's own table)."""
+    if "dataset" not in table or not len(table):
+        return None
+    return of_dataset(str(table["dataset"].iloc[0]))
+
+
+def studied(table) -> list[str]:
+    """The metrics a page studies when it names none: its domain's ``STUDIED``; for a table of a
+    user's own datasets, those of its columns some domain studies (retain and forget accuracy, say)."""
+    e = of_table(table)
+    if e is not None:
+        return list(e.STUDIED)
+    known = [m for name in ENGINES for m in engine_of(name).STUDIED if m in table]
+    if not known:
+        from .errors import ConfigError
+        raise ConfigError("metrics: the table's datasets belong to no domain of mu_core and it has no metric column one "
+                          "studies; name the metrics to study")
+    return known
+
+
+def role(table, name: str) -> str:
+    """The metric that plays role ``name`` (forgetting, utility, ...) in the table's domain; for a
+    table of a user's own datasets, the first domain's metric of that role among its columns."""
+    e = of_table(table)
+    found = [e.ROLES.get(name)] if e is not None else [engine_of(d).ROLES.get(name) for d in ENGINES]
+    found = [m for m in found if m and (e is not None or m in table)]
+    if not found:
+        from .errors import ConfigError
+        raise ConfigError(f"metric: no metric plays the role {name!r} in this table; name the metric")
+    return found[0]
 
 
 def metric_label(metric: str) -> str:

@@ -12,26 +12,13 @@ import pandas as pd
 import seaborn as sns
 
 from . import stats
+from .domains import all_methods as _methods, label as _label, metric_label, place as _place, role as _role
+from .domains import studied as _studied, target_name
+
+__all__ = ["place", "target_name", "metric_label"]  # target_name and metric_label: the pages name targets and metrics through plots
 from .method import with_role
 
 NOISE_COLOR = "#d55e00"  # the B-versus-B baseline, wherever it is drawn
-def metric_label(metric: str) -> str:
-    """A metric as an axis names it: its domain's word (``domains.metric_label``; imported here, not
-    at the top, so that the simulation needs no torch)."""
-    from .domains import metric_label as words
-    return words(metric)
-
-
-def _methods():
-    """Every domain's method table (imported here, not at the top, so that the simulation needs
-    no torch)."""
-    from .domains import all_methods
-    return all_methods()
-
-
-def _label(method: str) -> str:
-    from .domains import label  # here, not at the top: the simulation needs no torch
-    return label(method)
 
 
 def method_order(present) -> list:
@@ -49,18 +36,11 @@ def _relabel(ax):
                   rotation=40, ha="right", rotation_mode="anchor")
 
 
-def target_name(setting_key: str, target) -> str:
-    """A forget target as a reader says it, in its domain's words ('digit 7', 'perfect clicks')."""
-    from .domains import target_name as name  # here, not at the top: the simulation needs no torch
-    return name(setting_key, target)
-
-
 def place(key: str) -> str:
     """A figure's name for a setting key, or a 'setting target' key, in its domain's words:
     'mnist5/sub_class 7' -> 'digit pairs, sub-class: digit 7'."""
-    from .domains import place as named
     setting, _, target = key.partition(" ")
-    return named(setting, target or None)
+    return _place(setting, target or None)
 
 
 def style():
@@ -133,7 +113,7 @@ def w2_boxes(w2table: pd.DataFrame, settings=None, noise: pd.DataFrame | None = 
     style()
     t = w2table.assign(key=stats.keys(w2table))
     settings = settings or sorted(t.key.unique())
-    metrics = [m for m in ("retain_acc", "forget_acc") if m in set(t.metric)]
+    metrics = list(dict.fromkeys(t.metric))  # in the order the table holds them
     methods = method_order(t.method)
     fig, axes = plt.subplots(len(settings), len(metrics), figsize=(4 * len(metrics), 2.9 * len(settings)),
                              squeeze=False)  # own y per panel: retain-set distances are a tenth of forget-set ones
@@ -166,9 +146,10 @@ def w2_boxes(w2table: pd.DataFrame, settings=None, noise: pd.DataFrame | None = 
     return fig
 
 
-def icc_dots(comp: pd.DataFrame, highlight, metric: str = "forget_acc"):
+def icc_dots(comp: pd.DataFrame, highlight, metric: str | None = None):
     """The ICC of ``metric`` per method (rows) and grid target (colours) with its 95 % interval;
     the methods in ``highlight`` filled, the others hollow."""
+    metric = metric or _role(comp, "forgetting")  # the domain's forgetting metric, unless named
     style()
     t = comp[(comp.metric == metric) & comp.icc.notna()]
     t = t[~t.method.isin(with_role(_methods(), "original"))]  # M_o is no method
@@ -197,10 +178,11 @@ IO_PARTS = {"sigma_init2": "initialisation", "sigma_order2": "data order", "sigm
             "sigma_unlearn2": "unlearning seed"}
 
 
-def init_order_bars(io: pd.DataFrame, metric: str = "forget_acc"):
+def init_order_bars(io: pd.DataFrame, metric: str | None = None):
     """Per method, the share of the variance of ``metric`` each source carries in the
     ``init_order`` design (stacked to 1), one panel per target; a panel says so when a method has
     no variance at all."""
+    metric = metric or _role(io, "forgetting")  # the domain's forgetting metric, unless named
     style()
     t = io[io.metric == metric].assign(key=lambda d: stats.keys(d, target=True))
     keys = sorted(set(t.key)) or ["(no init_order design in this run)"]
@@ -248,8 +230,9 @@ def ulira_targets(targets: pd.DataFrame):
     return fig
 
 
-def components_bars(comp: pd.DataFrame, metric: str = "forget_acc"):
+def components_bars(comp: pd.DataFrame, metric: str | None = None):
     """Between-seed and within-seed variance (the two terms of equation 2) per method and setting."""
+    metric = metric or _role(comp, "forgetting")  # the domain's forgetting metric, unless named
     style()
     t = comp[comp.metric == metric].assign(key=lambda d: stats.keys(d, target=True))
     long = t.melt(id_vars=["key", "method"], value_vars=["sigma_b2", "sigma_w2"], var_name="component",
@@ -308,7 +291,7 @@ def modes_boxes(both: pd.DataFrame):
     keys = sorted(set(d.key))
     fig, axes = plt.subplots(len(keys), 2, figsize=(8, 3.2 * len(keys)), squeeze=False)
     for row, key in zip(axes, keys):
-        for ax, metric in zip(row, ("retain_acc", "forget_acc")):
+        for ax, metric in zip(row, _studied(both)):
             sns.boxplot(data=d[d.key == key], x="method", y=metric, hue="group", hue_order=order, order=methods,
                         whis=(0, 100), fliersize=0, ax=ax, palette=MODE_COLOURS)
             ax.set_xlabel("")

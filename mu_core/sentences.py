@@ -9,12 +9,10 @@ import pandas as pd
 
 from . import stats
 from .analysis import ALPHA, DETERMINISTIC, METHODS, UNRANKED, _num, label
+from .domains import role as _role, se_targets
 
 
-BREAK_POINTS = 10.0  # a method "breaks the model" when its retain accuracy is this many points below Retrain's
-
-
-SE_TARGET = {"forget_acc": 0.5, "retain_acc": 0.5, "ndcg": 0.005, "log10_forget_quality": 0.15}  # half each W2 floor
+SE_TARGET = se_targets()  # per metric, from its domain: half its W2 floor
 
 
 def icc_sentence(comp: pd.DataFrame, metric: str) -> str:
@@ -23,41 +21,6 @@ def icc_sentence(comp: pd.DataFrame, metric: str) -> str:
     where = (lambda r: f" on {r.dataset}/{r.setting} {r.target}") if len(f.groupby(["dataset", "setting", "target"])) > 1 else (lambda r: "")
     parts = [f"{label(r.method)} {r.icc:.2f} (95 % CI {r.icc_lo:.2f} to {r.icc_hi:.2f}){where(r)}" for r in f.itertuples() if r.icc == r.icc]
     return "; ".join(parts) or "undefined"
-
-
-def breaking(util: pd.DataFrame, methods, prof: dict | None = None) -> dict:
-    """The rule the Deep Unlearn chapter states, from ``utility``: a method forgets by breaking the
-    model on a target when its mean retain accuracy is more than BREAK_POINTS below Retrain's; it
-    barely forgets when its mean forget accuracy is nearer Original's than Retrain's. Sentences
-    naming the methods, with the worst case's numbers."""
-    broken, barely = [], []
-    for (ds, setting, target), g in util.groupby(["dataset", "setting", "target"]):
-        g = g.set_index("method")
-        if "retrain" not in g.index or "original" not in g.index:
-            continue
-        r, o = g.loc["retrain"], g.loc["original"]
-        for m in [m for m in methods if m in g.index]:
-            x = g.loc[m]
-            where = f"{ds}/{setting} {target}"
-            if x.retain_acc < r.retain_acc - BREAK_POINTS:
-                broken.append((m, r.retain_acc - x.retain_acc, f"{x.retain_acc:.1f} % retain accuracy against "
-                                                               f"Retrain's {r.retain_acc:.1f} % on {where}"))
-            if abs(x.forget_acc - o.forget_acc) < abs(x.forget_acc - r.forget_acc):
-                barely.append((m, -abs(x.forget_acc - o.forget_acc), f"{x.forget_acc:.1f} % forget accuracy against "
-                                                                     f"Original's {o.forget_acc:.1f} % and Retrain's "
-                                                                     f"{r.forget_acc:.1f} % on {where}"))
-
-    def name(cases):
-        worst = {}
-        for m, size, text in cases:  # each method's largest case
-            if m not in worst or size > worst[m][0]:
-                worst[m] = (size, text)
-        n = {m: sum(c[0] == m for c in cases) for m in worst}
-        return "; ".join(f"{label(m, prof)} ({n[m]} of {util.groupby(['dataset', 'setting', 'target']).ngroups} "
-                         f"targets; worst {worst[m][1]})" for m in worst) or "none"
-    return {"break_rule": f"mean retain accuracy more than {BREAK_POINTS:g} points below Retrain's on a target",
-            "barely_rule": "mean forget accuracy nearer Original's than Retrain's on a target",
-            "broken": name(broken), "barely": name(barely)}
 
 
 def budget_sentence(budget: pd.DataFrame) -> str:
@@ -123,9 +86,10 @@ def seeds_advice(comp: pd.DataFrame, table: pd.DataFrame, c_train: float, metric
     return "; ".join(out)
 
 
-def components_summary(comp: pd.DataFrame, metric: str = "forget_acc") -> dict:
+def components_summary(comp: pd.DataFrame, metric: str | None = None) -> dict:
     """Text for the book: the ICC of deterministic and stochastic methods, and how often a
     training seed's V_A exceeds V_B."""
+    metric = metric or _role(comp, "forgetting")  # the domain's forgetting metric, unless named
     f = comp[comp.metric == metric]
     det, sto = f[f.method.isin(DETERMINISTIC)], f[~f.method.isin(DETERMINISTIC)]
     undefined = det[det.icc.isna()]
@@ -182,9 +146,10 @@ def wider_sentence(ranges: pd.DataFrame, place) -> str:
     return "; ".join(parts) or "no panel"
 
 
-def icc_by_chapter(comp: pd.DataFrame, methods, metric: str = "forget_acc", prof: dict | None = None) -> dict:
+def icc_by_chapter(comp: pd.DataFrame, methods, metric: str | None = None, prof: dict | None = None) -> dict:
     """Text for the book: the median ICC of ``methods`` beside that of the paper's stochastic
     methods, and which of ``methods`` have an ICC above 0.5 somewhere."""
+    metric = metric or _role(comp, "forgetting")  # the domain's forgetting metric, unless named
     f = comp[comp.metric == metric]
     mine = f[f.method.isin(methods)]
     paper = f[f.method.map(lambda m: m in METHODS and METHODS[m].chapter == "paper" and m not in DETERMINISTIC

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from .domains import studied as _studied
+
 from .errors import ConfigError
 
 KEYS = ("dataset", "setting", "target", "method")
@@ -108,13 +110,14 @@ def protocols(table: pd.DataFrame, method: str, setting_key: str, target, metric
     return tuple(select(table, "paper", setting_key, target, method, p)[metric].to_numpy(float) for p in "AB")
 
 
-def paper_w2(table: pd.DataFrame, metrics=("retain_acc", "forget_acc")) -> pd.DataFrame:
+def paper_w2(table: pd.DataFrame, metrics=None) -> pd.DataFrame:
     """W2(A, B) for every method, setting, target and metric of the paper design (Figure 2), with
     the sizes n_A and n_B of the two samples.
 
     A method whose protocol-A sample has a single value (a profile may run it with one
     unlearning seed, ``j_per_method``) is left out: W2 between one value and I values is not the
     paper's comparison of two samples of the same size."""
+    metrics = list(metrics) if metrics is not None else _studied(table)  # the domain's, unless named
     _require(table, ["design", "protocol", *KEYS, *metrics])
     out = []
     for (ds, setting, target, method), g in select(table, "paper").groupby(list(KEYS)):
@@ -352,8 +355,9 @@ def components(Z) -> dict:
             "A_overstates_p": overstate_p(Z)}
 
 
-def components_table(table: pd.DataFrame, metrics=("retain_acc", "forget_acc")) -> pd.DataFrame:
+def components_table(table: pd.DataFrame, metrics=None) -> pd.DataFrame:
     """``components`` for every method, setting, target and metric of the grid design with J >= 2."""
+    metrics = list(metrics) if metrics is not None else _studied(table)  # the domain's, unless named
     _require(table, ["design", *KEYS, "train_seed", "unlearn_seed", *metrics])
     out = []
     for (ds, setting, target, method), _ in select(table, "grid").groupby(list(KEYS)):
@@ -365,9 +369,10 @@ def components_table(table: pd.DataFrame, metrics=("retain_acc", "forget_acc")) 
     return pd.DataFrame(out)
 
 
-def init_order_table(table: pd.DataFrame, metrics=("retain_acc", "forget_acc")) -> pd.DataFrame:
+def init_order_table(table: pd.DataFrame, metrics=None) -> pd.DataFrame:
     """``crossed_anova`` (with its REML check) for every method, setting, target and metric of the
     ``init_order`` design: Y[i, o, j] = initialisation seed i, order seed o, unlearning seed j."""
+    metrics = list(metrics) if metrics is not None else _studied(table)  # the domain's, unless named
     _require(table, ["design", *KEYS, "init_seed", "order_seed", "unlearn_seed", *metrics])
     out = []
     for (ds, setting, target, method), g in select(table, "init_order").groupby(list(KEYS)):

@@ -74,7 +74,7 @@ def dask_scheduler():
     """The address of one LocalCluster (two single-threaded worker processes, as the executor
     starts) shared by the tests that run jobs under dask, instead of a cluster each (6 s to start);
     its workers outlive a test, so a job also meets workers that ran other tests' jobs.
-    ``tests/test_reliability.py`` still lets the executor start its own."""
+    ``tests/engine/test_reliability.py`` still lets the executor start its own."""
     from distributed import LocalCluster
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
     yield cluster.scheduler_address

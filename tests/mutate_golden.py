@@ -1,7 +1,7 @@
 """Edits that change results, each applied alone and shown failing the golden tests.
 
 ``python tests/mutate_golden.py [NAME ...]`` applies each edit to its file, runs the golden jobs it
-should trip (``pytest tests/test_golden.py -k ...``), restores the file, and prints one line per
+should trip (``pytest tests/engine/test_golden.py -k ...``), restores the file, and prints one line per
 edit: caught (the job that failed and the message's first words) or MISSED. It exits 1 if any edit
 is missed. An edit whose text is not found (the code moved) is reported, not silently skipped.
 
@@ -97,7 +97,7 @@ def run(name: str) -> tuple[bool, str]:
     try:
         with open(full, "w") as f:
             f.write(text.replace(old, new))
-        r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "tests/test_golden.py",
+        r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "tests/engine/test_golden.py",
                             "-k", f"test_a_result_changes_only_with_a_version and ({jobs})"],
                            cwd=ROOT, capture_output=True, text=True)
     finally:

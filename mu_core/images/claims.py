@@ -11,12 +11,13 @@ import pandas as pd
 from .. import stats
 from ..analysis import (ALPHA, DETERMINISTIC, METHODS, NOISE_RATIO, UNRANKED, W2_FLOOR, b_noise,
                         components_with_ci, label, stands_out)
+from ..method import with_role
 from ..sentences import overstatements
 
 
 RULES = {
     "deterministic": "not measured by the run: the engine runs SSD and LFSSD once per original model and records that "
-                     "result for every unlearning seed; tests/test_methods.py::test_ssd_and_lfssd_are_deterministic runs "
+                     "result for every unlearning seed; tests/images/test_methods.py::test_ssd_and_lfssd_are_deterministic runs "
                      "each with two different unlearning generators and compares the models bit for bit",
     "vary": "holds when, in every target and metric, SSD's and LFSSD's standard deviation over protocol B's training "
             "seeds is at least the spread a single seed's unlearning runs show: the median standard deviation over "
@@ -247,3 +248,54 @@ def modes_summary(both: pd.DataFrame) -> dict:
     ssd = b[(b.method == "ssd") & (b["mode"] == "corrected")].groupby(["key", "target"]).forget_acc.agg(lambda v: v.max() - v.min())
     return {"modes_biggest": f"{METHODS[top].label} on {key} ({shift[(key, top)]:+.1f} points)",
             "modes_ssd_b_range": f"{ssd.min():.1f} to {ssd.max():.1f}" if len(ssd) else "n/a"}
+
+
+BREAK_POINTS = 10.0  # a method "breaks the model" when its retain accuracy is this many points below Retrain's
+
+
+def utility(table: pd.DataFrame, methods, design: str = "grid") -> pd.DataFrame:
+    """Per setting, target and method (Original and Retrain beside the methods asked for): the mean
+    forget-, retain- and test-set accuracy over every row of the design, what forgetting cost."""
+    sel = stats.select(table, design)
+    keep = list(dict.fromkeys([*with_role(METHODS, "original"), *with_role(METHODS, "gold"), *methods]))
+    sel = sel[sel.method.isin(keep)]
+    out = (sel.groupby(["dataset", "setting", "target", "method"])[["forget_acc", "retain_acc", "test_acc"]]
+           .mean().reset_index())
+    order = {m: i for i, m in enumerate(keep)}
+    return out.sort_values(["dataset", "setting", "target", "method"], kind="stable",
+                           key=lambda c: c.map(order) if c.name == "method" else c).reset_index(drop=True)
+
+
+def breaking(util: pd.DataFrame, methods, prof: dict | None = None) -> dict:
+    """The rule the Deep Unlearn chapter states, from ``utility``: a method forgets by breaking the
+    model on a target when its mean retain accuracy is more than BREAK_POINTS below Retrain's; it
+    barely forgets when its mean forget accuracy is nearer Original's than Retrain's. Sentences
+    naming the methods, with the worst case's numbers."""
+    broken, barely = [], []
+    for (ds, setting, target), g in util.groupby(["dataset", "setting", "target"]):
+        g = g.set_index("method")
+        if "retrain" not in g.index or "original" not in g.index:
+            continue
+        r, o = g.loc["retrain"], g.loc["original"]
+        for m in [m for m in methods if m in g.index]:
+            x = g.loc[m]
+            where = f"{ds}/{setting} {target}"
+            if x.retain_acc < r.retain_acc - BREAK_POINTS:
+                broken.append((m, r.retain_acc - x.retain_acc, f"{x.retain_acc:.1f} % retain accuracy against "
+                                                               f"Retrain's {r.retain_acc:.1f} % on {where}"))
+            if abs(x.forget_acc - o.forget_acc) < abs(x.forget_acc - r.forget_acc):
+                barely.append((m, -abs(x.forget_acc - o.forget_acc), f"{x.forget_acc:.1f} % forget accuracy against "
+                                                                     f"Original's {o.forget_acc:.1f} % and Retrain's "
+                                                                     f"{r.forget_acc:.1f} % on {where}"))
+
+    def name(cases):
+        worst = {}
+        for m, size, text in cases:  # each method's largest case
+            if m not in worst or size > worst[m][0]:
+                worst[m] = (size, text)
+        n = {m: sum(c[0] == m for c in cases) for m in worst}
+        return "; ".join(f"{label(m, prof)} ({n[m]} of {util.groupby(['dataset', 'setting', 'target']).ngroups} "
+                         f"targets; worst {worst[m][1]})" for m in worst) or "none"
+    return {"break_rule": f"mean retain accuracy more than {BREAK_POINTS:g} points below Retrain's on a target",
+            "barely_rule": "mean forget accuracy nearer Original's than Retrain's on a target",
+            "broken": name(broken), "barely": name(barely)}

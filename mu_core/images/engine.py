@@ -24,6 +24,10 @@ TITLE = "Image classification"
 METHODS = M.METHODS
 METRICS = ["retain_acc", "forget_acc", "test_acc", "mia"]
 WORDS = metrics.WORDS
+STUDIED = ["retain_acc", "forget_acc"]  # what a page studies unless it names its metrics
+ROLES = {"forgetting": "forget_acc", "utility": "retain_acc", "generalisation": "test_acc", "privacy": "mia"}
+FLOORS = {m: 1.0 for m in METRICS}  # a W2 stands out only above one point of accuracy (analysis.stands_out)
+SE_TARGETS = {"forget_acc": 0.5, "retain_acc": 0.5}  # the standard error a mean should reach: half the floor
 SEED_COLUMNS = ["init_seed", "order_seed"]  # an image model's initialisation and data-order seeds
 DESIGNS = ("paper", "grid", "init_order", "ulira")
 DEVICES = ("auto", "cpu", "cuda")
@@ -33,7 +37,7 @@ PAPER_BOOK = ("paper", True)  # a paper-scale book's image pages run (or find) t
 def code_versions(reference_selection: bool = False) -> dict:
     """The versions of the code that shapes an original model: the data and splits, the network,
     training and (when the epoch is selected on test accuracy) the accuracy that selects it.
-    Each version lives beside its code; ``tests/test_golden.py`` fails when a result changes
+    Each version lives beside its code; ``tests/engine/test_golden.py`` fails when a result changes
     without one of them changing."""
     v = {"data": D.DATA_VERSION, "models": models.MODELS_VERSION, "train": train.TRAIN_VERSION}
     return {**v, "accuracy": metrics.ACCURACY_VERSION} if reference_selection else v

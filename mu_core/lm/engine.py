@@ -43,6 +43,10 @@ TITLE = "Language-model unlearning (TOFU analogue)"
 DESIGNS = ("paper", "grid")
 PAPER_BOOK = ("lm-classroom", True)  # no paper-scale profile: a paper-scale book runs the classroom study
 SEED_COLUMNS = []
+STUDIED = ["log10_forget_quality", "model_utility"]
+ROLES = {"forgetting": "log10_forget_quality", "utility": "model_utility"}
+FLOORS = {"log10_forget_quality": 0.3}  # a factor of 2 in forget quality
+SE_TARGETS = {"log10_forget_quality": 0.15}
 METRICS = ["log10_forget_quality", "forget_quality", "model_utility", "forget_truth_ratio", "forget_rouge", "retain_rouge"]
 WORDS = {"log10_forget_quality": ("log10 forget quality", "log10 FQ"), "forget_quality": ("forget quality (KS p-value)", "FQ"),
          "model_utility": ("model utility", "utility"), "forget_truth_ratio": ("forget truth ratio", "forget TR"),

@@ -84,7 +84,7 @@ def pdgd_gradient(x: np.ndarray, scores: np.ndarray, ranking: np.ndarray, c: np.
     Every denominator adds the documents it sums, shifted by the query's highest score, and never
     removes documents from a larger sum (as the reference sums the remaining documents at each
     position): a difference of sums lost every digit once the scores spread over about 40
-    (``tests/test_ltr.py`` checks a range of 60 against a 60-digit computation). A spread beyond
+    (``tests/ltr/test_ltr.py`` checks a range of 60 against a 60-digit computation). A spread beyond
     about 700 would underflow the smallest terms to 0, no worse than the reference.
     """
     grad = np.zeros(x.shape[1])

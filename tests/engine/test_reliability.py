@@ -212,7 +212,7 @@ def test_unknown_fields_are_refused(field):
 @pytest.mark.slow
 def test_a_notebook_refuses_a_bad_parameter_before_any_work(tmp_path):
     import papermill as pm
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     with pytest.raises(pm.PapermillExecutionError, match="parameter n_boot must be an integer >= 10"):
         pm.execute_notebook(os.path.join(root, "notebooks", "05_beyond.ipynb"), str(tmp_path / "out.ipynb"),
                             parameters={"profile": "smoke", "run_dir": str(tmp_path / "run"), "n_boot": 3},

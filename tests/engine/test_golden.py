@@ -6,7 +6,7 @@ both modes, and the language-model and learning-to-rank domains) a tiny fixed jo
 its fingerprint compared with the one recorded in ``golden.json`` beside the versions it was
 recorded under. A changed fingerprint under unchanged versions means an edit changed results that
 the store would silently reuse: the test names the versions to bump. After a deliberate bump,
-record the new fingerprints with ``python tests/test_golden.py --update``; it refuses to record a
+record the new fingerprints with ``python tests/engine/test_golden.py --update``; it refuses to record a
 changed fingerprint whose versions did not change.
 
 Code changes, not processors. Float rounding differs between processors (MKL's and ATen's vector
@@ -401,12 +401,12 @@ def verdict(name: str, golden: dict, now_versions: dict, fingerprint) -> str | N
     """None when the job agrees with its record; otherwise what to do."""
     rec = golden.get(name)
     if rec is None:
-        return f"golden job {name!r} has no record: run python tests/test_golden.py --update"
+        return f"golden job {name!r} has no record: run python tests/engine/test_golden.py --update"
     if rec["versions"] != now_versions:
         changed = ", ".join(f"{k} {rec['versions'].get(k)} -> {v}" for k, v in now_versions.items()
                             if rec["versions"].get(k) != v)
         return (f"golden job {name!r}: versions changed ({changed}); record its new fingerprint with "
-                f"python tests/test_golden.py --update")
+                f"python tests/engine/test_golden.py --update")
     off = differ(rec, fingerprint)
     if off:
         i = off[0]
@@ -416,7 +416,7 @@ def verdict(name: str, golden: dict, now_versions: dict, fingerprint) -> str | N
         return (f"golden job {name!r} computes a different result ({len(off)} entries off; {first}), but none of "
                 f"its versions changed ({', '.join(f'{k} {v}' for k, v in now_versions.items())}): stored models and "
                 f"results would be reused stale. Bump the version of the code you edited (one of: {bump}), "
-                f"then run python tests/test_golden.py --update")
+                f"then run python tests/engine/test_golden.py --update")
     return None
 
 
@@ -520,4 +520,4 @@ if __name__ == "__main__":
     elif sys.argv[1:2] == ["--update"]:
         update(sys.argv[2:])
     else:
-        sys.exit("usage: python tests/test_golden.py --update [JOB ...]")
+        sys.exit("usage: python tests/engine/test_golden.py --update [JOB ...]")

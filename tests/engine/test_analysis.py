@@ -151,12 +151,12 @@ def test_b_noise_is_the_median_b_versus_b_w2_and_flags_only_distances_well_above
 
 
 def test_book_tables_are_one_per_setting_in_method_order_and_never_pool_settings(monkeypatch, tmp_path):
-    from mu_core import notebook
+    from mu_core import page
     shown = []
     monkeypatch.setattr("IPython.display.display", lambda styled: shown.append(styled))
     sub_rows = grid_table().assign(design="paper", protocol=lambda d: np.where(d.train_seed == 1, "A", "B"))
     t = pd.concat([sub_rows, grid_table(seed=1).assign(design="paper", protocol="B", setting="full_class", forget_acc=0.0)])
-    notebook.settings_tables(t, ["forget_acc"])
+    page.settings_tables(t, ["forget_acc"])
     assert [s.caption.split(":")[0] for s in shown] == ["digit pairs, sub-class", "digit pairs, full-class"]
     sub, full = (s.data for s in shown)
     assert list(sub.columns) == ["method", "forget (%), A", "forget (%), B"]  # no pandas index; protocols apart
@@ -166,10 +166,10 @@ def test_book_tables_are_one_per_setting_in_method_order_and_never_pool_settings
     a = t[(t.setting == "sub_class") & (t.protocol == "A")]
     assert sub["forget (%), A"].tolist() == pytest.approx(a.groupby("method").forget_acc.mean()[["finetune", "ssd"]].tolist())
     assert (full["forget (%), B"] == 0).all()
-    assert notebook.show(pd.DataFrame({"pair": ["bad_teacher vs ssd"]})).data.pair[0] == "Bad-Teacher vs SSD"
+    assert page.show(pd.DataFrame({"pair": ["bad_teacher vs ssd"]})).data.pair[0] == "Bad-Teacher vs SSD"
     run = type("Run", (), {"figures": str(tmp_path / "figures")})()
     (tmp_path / "book").mkdir()
-    notebook.save_table(t, "results", run, book=str(tmp_path / "book"))
+    page.save_table(t, "results", run, book=str(tmp_path / "book"))
     assert pd.read_csv(tmp_path / "book" / "tables" / "results.csv").shape == t.shape
     assert pd.read_csv(tmp_path / "figures" / "results.csv").shape == t.shape
 
@@ -324,14 +324,14 @@ def _util_rows(ng_retain, msg_forget):
     (86.0, 40.0, False, False),   # 9 points below; 40 nearer Retrain's 0
 ])
 def test_the_breaking_rule_goes_each_way_at_its_thresholds(ng_retain, msg_forget, broken, barely):
-    u = analysis.utility(_util_rows(ng_retain, msg_forget), ["ng_plus", "msg"])
+    u = claims_of.utility(_util_rows(ng_retain, msg_forget), ["ng_plus", "msg"])
     assert list(u.method) == ["original", "retrain", "ng_plus", "msg"]
     assert u.set_index("method").retain_acc["ng_plus"] == pytest.approx(ng_retain)
-    b = sentences.breaking(u, ["ng_plus", "msg"], {"model": {"arch": "mlp"}})
+    b = claims_of.breaking(u, ["ng_plus", "msg"], {"model": {"arch": "mlp"}})
     assert (b["broken"].startswith(f"NG+ (1 of 1 targets; worst {ng_retain:.1f} % retain")) == broken
     assert (b["broken"] == "none") == (not broken)
     assert b["barely"].startswith("MSG (MLP analogue) (1 of 1") == barely
-    assert "MLP analogue" not in sentences.breaking(u, ["msg"], {"model": {"arch": "resnet18"}})["barely"]
+    assert "MLP analogue" not in claims_of.breaking(u, ["msg"], {"model": {"arch": "resnet18"}})["barely"]
 
 
 def test_seeds_advice_states_the_split_of_the_median_method_and_the_deterministic_case_apart():

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
 NOTEBOOKS = sorted(os.path.basename(p)[:-6] for p in glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
 INDEPENDENT = ("simulation", "ltr", "lm", "analyse")  # pages that run their own study or read no run
@@ -76,9 +76,9 @@ def book(tmp_path_factory):
             os.environ.pop("MU_CORE_EXECUTED")
         else:
             os.environ["MU_CORE_EXECUTED"] = before
-    from mu_core import notebook
+    from mu_core import page
     for nb in NOTEBOOKS:
-        notebook.tidy(str(src / "book" / "executed" / (nb + ".ipynb")))
+        page.tidy(str(src / "book" / "executed" / (nb + ".ipynb")))
     proc = subprocess.run([os.path.join(BIN, "jupyter-book"), "build", str(src), "-W", "-n", "--keep-going"],
                           capture_output=True, text=True)
     return src, proc
@@ -273,7 +273,7 @@ def test_a_rerun_notebook_shows_its_figure_and_sentences_and_the_book_drops_the_
     ``tidy`` (the book build) drops those echoes, since the book shows the glued copies."""
     import papermill as pm
 
-    from mu_core import notebook
+    from mu_core import page
     out = tmp_path / "sim.ipynb"
     pm.execute_notebook(os.path.join(ROOT, "notebooks", "07_simulation.ipynb"), str(out), cwd=str(tmp_path),
                         parameters={"n_seeds": 200}, progress_bar=False, kernel_name="python3")
@@ -282,7 +282,7 @@ def test_a_rerun_notebook_shows_its_figure_and_sentences_and_the_book_drops_the_
     assert any("image/png" in o.get("data", {}) for o in echoes)  # the figure itself
     assert any("sim_frac_over" in "".join(o.get("data", {}).get("text/markdown", "")) for o in echoes)  # its sentences' values
     assert any("figure saved as" in "".join(o.get("text", "")) for o in outs)  # and where it went
-    notebook.tidy(str(out))
+    page.tidy(str(out))
     outs = [o for c in json.load(open(out))["cells"] for o in c.get("outputs", [])]
     assert not [o for o in outs if o.get("metadata", {}).get("mu_core") == "echo"]
     assert [o for o in outs if o.get("metadata", {}).get("scrapbook")]  # the glued copies stay

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PACKAGES = ("mu_core", "mu_core.images", "mu_core.ltr", "mu_core.lm")  # where a cited `module.name` may live
 MODULES = {os.path.basename(p)[:-3] for pkg in PACKAGES
            for p in glob.glob(os.path.join(ROOT, *pkg.split("."), "*.py"))} - {"__init__", "__main__"} | {"images", "ltr", "lm"}

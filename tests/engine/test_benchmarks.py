@@ -10,7 +10,7 @@ import pytest
 
 from mu_core.images import stages, train
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PATHS = ["reference style (PIL per sample, fp32)", "fit before (per-step CPU draws, fp32)", "fit (fp32)", "fit (bf16)"]
 
 

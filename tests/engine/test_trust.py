@@ -12,7 +12,7 @@ import pytest
 
 from mu_core import store, study
 
-sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the tests' helpers (fresh, one_job)
 import fresh  # noqa: E402
 import one_job  # noqa: E402
 

@@ -9,7 +9,7 @@ import pytest
 from mu_core import ConfigError, analysis, external, stats
 from mu_core.__main__ import main
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLES = os.path.join(ROOT, "examples")
 MAP = {"method": "algorithm", "train_seed": "seed_train", "unlearn_seed": "seed_unlearn"}
 

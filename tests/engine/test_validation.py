@@ -159,7 +159,7 @@ def test_any_notebook_parameter_value_is_accepted_or_refused_in_one_line(nb, val
 @pytest.mark.slow
 def test_a_notebook_refuses_a_misspelt_parameter_before_any_work(tmp_path):
     import papermill as pm
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     with pytest.raises(pm.PapermillExecutionError, match="parameter 'rundir' is unknown to 01_train"):
         pm.execute_notebook(os.path.join(root, "notebooks", "01_train.ipynb"), str(tmp_path / "out.ipynb"),
                             parameters={"profile": "smoke", "rundir": str(tmp_path / "run")},
@@ -362,7 +362,7 @@ def test_a_figure_notebook_refuses_a_run_without_its_design_in_one_line(nb, over
 
 
 def test_every_figure_notebook_checks_its_design():
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     for nb in notebook.NEEDS:
         text = open(os.path.join(root, "notebooks", nb + ".ipynb")).read()
         assert 'notebook.require(' in text and f'\\"{nb}\\")' in text, nb

@@ -183,7 +183,7 @@ def test_the_method_parameter_table_covers_every_profile(monkeypatch):
 
 
 def test_the_reference_style_baseline_refuses_a_method_it_does_not_implement():
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "benchmarks"))
     import cpu_engine_vs_reference as B
     from mu_core.images import models
     prof = profiles.load("smoke")
