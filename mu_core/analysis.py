@@ -142,6 +142,16 @@ def above_noise(w2: pd.DataFrame, noise: pd.DataFrame, metric: str | None = None
                        label=both.method.map(lambda m: METHODS[m].label))
 
 
+def cost_table(table: pd.DataFrame, design: str = "grid") -> pd.DataFrame:
+    """Each method's median CPU seconds per job in ``design``, its chapter and whether it is
+    deterministic, in the method table's order."""
+    g = stats.select(table, design)
+    cost = (g.groupby("method").method_seconds.median().rename("s per job").reset_index()
+            .assign(chapter=lambda d: d.method.map(lambda m: METHODS[m].chapter if m in METHODS else "yours"),
+                    det=lambda d: d.method.map(lambda m: "yes" if m in DETERMINISTIC else "no")))
+    return cost.set_index("method").loc[methods_in(g)].reset_index()
+
+
 def rank_flips(table: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
     """P(protocol A orders two methods the other way from the full grid), for every pair of
     methods (Original aside) on every grid target."""

@@ -170,6 +170,20 @@ def domain_profile(domain: str, profile: str) -> tuple[str, bool]:
         return f"{domain}-{profile}", True
     from .domains import engine_of
     return engine_of(domain).PAPER_BOOK
+def domain_run(domain: str, nb: str, profile: str, folder: str, overrides, executor: str, scheduler):
+    """The run a page of another domain draws (its profile from ``domain_profile``): refused in one
+    line before any work when the profile lacks the page's design, run into ``folder`` when the
+    build runs it, then opened (a paper build's missing run: one line saying how to make it)."""
+    from . import profiles, study
+    name, run_here = domain_profile(domain, profile)
+    if run_here:
+        require(profiles.load(name, overrides), nb)
+        study.run(name, folder, overrides, executor=executor, scheduler=scheduler)
+    run = study.open_run(folder, name, overrides)
+    require(run, nb)
+    return run
+
+
 WHAT = {"paper": "protocols A and B", "grid": "the I x J grid of training and unlearning seeds"}
 
 

@@ -5,6 +5,7 @@ Nothing a page states is typed; every sentence here can say the opposite on anot
 """
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from . import stats
@@ -179,3 +180,29 @@ def trio_sentence(flips: pd.DataFrame, prof: dict | None = None) -> str:
                      + (f" (at most with probability {hit.p_flip.max():.2f}, {hit.loc[hit.p_flip.idxmax(), 'setting']})"
                         if len(hit) else "") + (f"; they tie on {ties}" if ties else ""))
     return "; ".join(parts)
+
+
+def cost_sentence(cost: pd.DataFrame, methods) -> str:
+    """'from X s (fastest) to Y s (slowest) per job' among ``methods`` (``analysis.cost_table``)."""
+    c = cost[cost.method.isin(methods)].sort_values("s per job")
+    return (f"from {c['s per job'].iloc[0]:.2f} s ({label(c.method.iloc[0])}) to "
+            f"{c['s per job'].iloc[-1]:.2f} s ({label(c.method.iloc[-1])}) per job")
+
+
+NO_GRID = "not computed (no grid design in this run)"
+
+
+def grid_study(run, metrics, metric: str, unit: str) -> dict:
+    """What a domain page states about its grid design, for ``metric`` (in ``unit``): the variance
+    components with intervals, the rank flips, how many seeds, the ICCs and the flips' sentences;
+    each sentence says 'not computed' when the run has no grid."""
+    from . import analysis
+    if not ("grid" in run.profile["designs"] and run.profile["grid_targets"]):
+        return {"components": pd.DataFrame(), "rank_flips": pd.DataFrame(),
+                "sentences": {"seeds": NO_GRID, "icc": NO_GRID, "flip_any": "not computed", "flip_worst": "no pair was compared"}}
+    comp = analysis.components_with_ci(run.table, metrics=metrics)
+    flips = analysis.rank_flips(run.table, metric=metric)
+    return {"components": comp, "rank_flips": flips,
+            "sentences": {"seeds": seeds_advice(comp, run.table, float(np.median(run.train_seconds)), metric, unit),
+                          "icc": icc_sentence(comp, metric), **flips_summary(flips)}}
+

@@ -299,3 +299,14 @@ def breaking(util: pd.DataFrame, methods, prof: dict | None = None) -> dict:
     return {"break_rule": f"mean retain accuracy more than {BREAK_POINTS:g} points below Retrain's on a target",
             "barely_rule": "mean forget accuracy nearer Original's than Retrain's on a target",
             "broken": name(broken), "barely": name(barely)}
+
+
+def init_order_of(run) -> tuple:
+    """(the init_order variance table, the design in words) of a run; an empty table and 'not in
+    this run' without that design."""
+    if "init_order" not in run.profile["designs"]:
+        return pd.DataFrame(columns=["dataset", "setting", "target", "method", "metric", "var_seed"]), "not in this run"
+    cfg = run.profile["init_order"]
+    return stats.init_order_table(run.table), (f"{cfg['inits']} initialisation seeds x {cfg['orders']} order seeds, "
+                                               f"{cfg['J']} unlearning seeds each, for {', '.join(label(m) for m in cfg['methods'])}")
+

@@ -198,3 +198,18 @@ def summary_sentences(summary: pd.DataFrame) -> dict:
             "ul_detected": f"{len(seen)} of {len(rest)}" + (f" ({', '.join(_label(m) for m in seen.method)})" if len(seen) else ""),
             "ul_best": (f"{_label(best.method)}: AUC {best.auc:.3f} ({best.auc_lo:.3f} to {best.auc_hi:.3f}), TPR at 1 % FPR "
                         f"{best.tpr_at_1pct_fpr:.3f}") if best is not None else "none"}
+
+
+def of_run(run) -> tuple:
+    """(summary, per-target scores, the design in words) of a run's U-LiRA design, read from the
+    tables its after-run step wrote (``write``); empty tables and 'not in this run' without it."""
+    path = os.path.join(run.run_dir, "ulira.csv")
+    if "ulira" not in run.profile["designs"] or not os.path.exists(path):
+        return (pd.DataFrame(columns=["method", "statistic"]), pd.DataFrame(columns=["method", "membership"]),
+                "not in this run")
+    summary = pd.read_csv(path)
+    u = run.profile["ulira"]
+    return (summary, pd.read_csv(os.path.join(run.run_dir, "ulira_targets.csv")),
+            f"K = {u['K']} models on {u['dataset']}, {int(summary.targets.iloc[0]) if len(summary) else 0} pool digits, "
+            f"{u['n_boot']} bootstrap resamples of the digits")
+

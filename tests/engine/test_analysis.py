@@ -371,3 +371,21 @@ def test_a_takeaway_names_four_cases_and_counts_the_rest():
     claims = pd.DataFrame(dict(claim=["c"], verdict=["holds"], setting=["all"], evidence="", rule=["w2"]))
     found = claims_of.takeaways(claims, above)["found"]
     assert found.count("SSD on mnist10/") == 5 and "and 2 more" in found  # four listed, the clearest named again
+
+
+def test_cost_table_is_each_methods_median_seconds_in_table_order():
+    rng = np.random.default_rng(0)
+    rows = grid_rows("ssd", rng.normal(size=(3, 2))) + grid_rows("finetune", rng.normal(size=(3, 2)))
+    t = pd.DataFrame(rows).assign(method_seconds=[1.0, 2.0, 3.0, 4.0, 5.0, 9.0] + [0.5] * 6)
+    cost = analysis.cost_table(t)
+    assert cost.method.tolist() == ["finetune", "ssd"]  # the method table's order, not the rows'
+    assert cost.set_index("method")["s per job"].to_dict() == {"ssd": 3.5, "finetune": 0.5}
+    assert cost.set_index("method").det.to_dict() == {"ssd": "yes", "finetune": "no"}
+    assert sentences.cost_sentence(cost, ["ssd", "finetune"]) == "from 0.50 s (Finetune) to 3.50 s (SSD) per job"
+
+
+def test_a_domain_pages_grid_study_says_not_computed_without_a_grid():
+    class Run:  # a run without a grid design
+        profile = {"designs": ["paper"], "grid_targets": {}}
+    g = sentences.grid_study(Run(), ("ndcg",), "ndcg", "nDCG")
+    assert g["components"].empty and g["sentences"]["icc"] == sentences.NO_GRID

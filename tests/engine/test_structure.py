@@ -70,7 +70,7 @@ def test_every_engine_module_provides_the_contract():
     too: none is the default branch of another module), with every name of the contract."""
     from mu_core import domains
     from mu_core.method import Method
-    assert set(domains.ENGINES) == {"images", "ltr", "lm"}
+    assert {"images", "ltr", "lm"} <= set(domains.ENGINES)  # a fourth domain is one more line in ENGINES, nothing here
     for d in domains.DOMAINS:
         e = domains.engine({"domain": d})
         assert e is not None and e.__name__ == domains.ENGINES[d]
