@@ -15,21 +15,20 @@ metric columns (names mapped with ``--column ours=theirs``). Optional ``dataset`
   matched (s_u = s_t, as the paper's B is) and A's seed also has its matched row, that row is the
   A model both protocols share, and it counts in B too, as the paper's code counts it.
 
-What is missing, unknown or left out (cells that are empty or not numbers, rows of failed jobs,
-columns that look like design codes, groups that fit no design) is said in one line each in the
-summary; what makes an analysis impossible is refused in one line before anything is written. The
-rows become the engine's own table (``design``, ``protocol``, ...), so every number comes from the
-same functions as the book's.
+What is missing, unknown or left out (empty or non-numeric cells, failed rows, design-code columns,
+groups that fit no design) is said in one summary line each; what makes an analysis impossible is
+refused in one line before anything is written. The rows become the engine's own table, so every
+number comes from the same functions as the book's.
 """
 from __future__ import annotations
 
-import math
 import os
 
 import numpy as np
 import pandas as pd
 
 from . import analysis, plots, sentences, stats
+from .domains import ENGINES, engine_of
 from .errors import ConfigError
 
 NEEDED = ("method", "train_seed", "unlearn_seed")
@@ -39,8 +38,8 @@ EXAMPLE_PROVENANCE = ("a small table in another tool's column names (algorithm, 
                       "(sub-class setting, digit 7; that commit does not record the profile); an example of the format, "
                       "not a published result")
 GROUPS = ("dataset", "setting", "target")
-# columns of the engine's own table that are not metrics
-ENGINE = ("protocol", "design", "mode", "method_seconds", "status", "commit", "computed_at", "init_seed", "order_seed")
+ENGINE = ("protocol", "design", "mode", "method_seconds", "status", "commit", "computed_at",  # the engine's own table's
+          *(c for e in ENGINES for c in engine_of(e).SEED_COLUMNS))  # columns that are not metrics
 PROTOCOLS = ("A", "B", "grid")
 OTHER_DESIGNS = ("init_order", "ulira")  # the engine's designs this command does not analyse
 DESIGN_CODES = 5  # an unnamed integer column with at most this many values is read as a design code
@@ -296,11 +295,10 @@ def analyse(path: str, out: str, columns: dict | None = None, metrics=None, trai
     """Write w2.csv, components.csv, rank_flips.csv, seed_budget.csv, figures and summary.txt for
     the table at ``path`` into ``out``; returns {name: path} of what was written. Everything is
     computed before the first file is written: a refused table leaves nothing behind."""
-    if not isinstance(out, str) or not out.strip():
-        raise ConfigError("--out must name a folder for the results, got an empty name")
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise ConfigError(f"--out {out!r} exists and is not a folder; choose a folder for the results")
-    if train_seconds is not None and not (isinstance(train_seconds, (int, float)) and math.isfinite(train_seconds)
+    if not isinstance(out, str) or not out.strip() or (os.path.exists(out) and not os.path.isdir(out)):
+        raise ConfigError(f"--out must name a folder for the results, got {out!r}" + (
+            " (it exists and is not a folder)" if isinstance(out, str) and out.strip() else ""))
+    if train_seconds is not None and not (isinstance(train_seconds, (int, float)) and np.isfinite(train_seconds)
                                           and train_seconds > 0):
         raise ConfigError(f"--train-seconds must be a finite number of seconds > 0, got {train_seconds!r}")
     t, metrics, notes = read(path, columns, metrics, protocols)
@@ -346,9 +344,8 @@ def analyse(path: str, out: str, columns: dict | None = None, metrics=None, trai
                         "equal unit costs for a training and an unlearning run (give method_seconds and --train-seconds for real ones)"))
         figures = {m: plots.components_bars(comp, m) for m in metrics if (comp.metric == m).any()}
     os.makedirs(out, exist_ok=True)
-    written = {}
+    written = {name: os.path.join(out, name + ".csv") for name in tables}
     for name, df in tables.items():
-        written[name] = os.path.join(out, name + ".csv")
         df.to_csv(written[name], index=False)
     for m, fig in figures.items():
         written[f"components_{m}"] = plots.save(fig, os.path.join(out, f"components_{m}"))[0]
@@ -360,5 +357,4 @@ def analyse(path: str, out: str, columns: dict | None = None, metrics=None, trai
 
 
 def _sizes(n: pd.Series) -> str:
-    lo, hi = int(n.min()), int(n.max())
-    return str(lo) if lo == hi else f"{lo} to {hi}"
+    return str(int(n.min())) if n.min() == n.max() else f"{int(n.min())} to {int(n.max())}"

@@ -1,9 +1,8 @@
 """The study: a profile's designs run into a run folder, and a finished run opened again.
 
-``run`` plans the jobs (``plan``), has an executor run them (``tasks``, in this process or on a
-dask cluster), then assembles ``results.csv`` from the store and writes ``manifest.json``.
-``open_run`` is how notebooks read a run: its table, the profile it recorded, its training
-costs, its figures folder and a provenance line.
+``run`` plans the jobs (``plan``), has an executor run them (``tasks``, here or on dask), then
+assembles ``results.csv`` from the store and writes ``manifest.json``. ``open_run`` is how notebooks
+read a run: its table, recorded profile, training costs, figures folder and a provenance line.
 """
 from __future__ import annotations
 
