@@ -24,7 +24,7 @@ MUTATIONS = {
     "MIA threshold > 0 -> >= 0.01": ("mu_core/images/metrics.py", "w * ent_target + b > 0", "w * ent_target + b >= 0.01",
                                      "metrics"),
     "a collapse at up to 1.5 times chance": ("mu_core/images/metrics.py", "COLLAPSE = 1.25", "COLLAPSE = 1.5", "collapse"),
-    "UNSIR's retain batch ignored": ("mu_core/tasks.py", 'ctx.mode == "reference" else None',
+    "UNSIR's retain batch ignored": ("mu_core/images/engine.py", 'ctx.mode == "reference" else None',
                                      'ctx.mode == "never" else None', "retain_batch"),
     "warm-up one step ahead": ("mu_core/images/train.py", "done = (epoch - 1) * steps + it ", "done = (epoch - 1) * steps + it + 1 ",
                                "train"),
