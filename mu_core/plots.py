@@ -13,9 +13,7 @@ import seaborn as sns
 
 from . import stats
 from .domains import all_methods as _methods, label as _label, metric_label, place as _place, role as _role
-from .domains import studied as _studied, target_name
-
-__all__ = ["place", "target_name", "metric_label"]  # target_name and metric_label: the pages name targets and metrics through plots
+from .domains import studied as _studied, target_name as _target_name
 from .method import with_role
 
 NOISE_COLOR = "#d55e00"  # the B-versus-B baseline, wherever it is drawn
@@ -34,6 +32,11 @@ def _relabel(ax):
         return  # an inner facet: its shared axis is labelled where the labels show
     ax.set_xticks(ax.get_xticks(), [_label(t.get_text()) for t in ax.get_xticklabels()],
                   rotation=40, ha="right", rotation_mode="anchor")
+
+
+def target_name(setting_key: str, target) -> str:
+    """A forget target as a reader says it, in its domain's words ('digit 7', 'perfect clicks')."""
+    return _target_name(setting_key, target)
 
 
 def place(key: str) -> str:

@@ -14,7 +14,7 @@ import copy
 import torch
 
 from .. import jobs, provenance, store
-from ..checks import BATCH, EPOCHS, Bool, Choice, ListOf, Num, Optional, Text, section
+from ..checks import BATCH, EPOCHS, SEEDS, Bool, Choice, ListOf, Num, Optional, Text, section
 from ..errors import ConfigError
 from . import data as D
 from . import methods as M
@@ -61,7 +61,6 @@ def schema(prof: dict) -> dict:
     settings = D.SETTINGS.get(src if isinstance(src, str) else None, [s for v in D.SETTINGS.values() for s in v])
     datasets = sorted({s.split("/")[0] for s in settings})
     names = ListOf(Text(nonempty=True))
-    seeds = Num(1, 1000, integer=True)
     return {
         "data": {"source": Choice(*D.SETTINGS), "image_size": Optional(Num(1, 28, integer=True)),
                  "root": Optional(Text(optional=True)), "download": Optional(Bool())},
@@ -76,7 +75,7 @@ def schema(prof: dict) -> dict:
                   "augment": _Augment(), "amp": Choice(None, "bf16"), "channels_last": Bool()},
         # initialisation x order seeds on the grid targets (train_seed = init seed), J unlearning seeds
         # each, for those of its methods the profile's methods list (as ulira's)
-        "init_order": Optional({"inits": Num(2, 100, integer=True), "orders": Num(2, 100, integer=True), "J": seeds,
+        "init_order": Optional({"inits": Num(2, 100, integer=True), "orders": Num(2, 100, integer=True), "J": SEEDS,
                                 "methods": ListOf(Choice(*METHODS), nonempty=True)}),
         # U-LiRA (images.ulira): K models, each without half a fixed target pool, unlearned by each method
         "ulira": Optional({"K": Num(8, 1000, integer=True), "dataset": Choice(*datasets),
