@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import stats
+from . import analysis, stats
 from .analysis import ALPHA, DETERMINISTIC, METHODS, UNRANKED, _num, label
 from .domains import role as _role, se_targets
 
@@ -196,7 +196,6 @@ def grid_study(run, metrics, metric: str, unit: str) -> dict:
     """What a domain page states about its grid design, for ``metric`` (in ``unit``): the variance
     components with intervals, the rank flips, how many seeds, the ICCs and the flips' sentences;
     each sentence says 'not computed' when the run has no grid."""
-    from . import analysis
     if not ("grid" in run.profile["designs"] and run.profile["grid_targets"]):
         return {"components": pd.DataFrame(), "rank_flips": pd.DataFrame(),
                 "sentences": {"seeds": NO_GRID, "icc": NO_GRID, "flip_any": "not computed", "flip_worst": "no pair was compared"}}

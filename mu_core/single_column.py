@@ -14,6 +14,7 @@ import io
 import textwrap
 
 import numpy as np
+from matplotlib import image
 
 DPI = 150  # a 4-inch panel is 600 px wide: a phone shows it about 1:1.5, its 11-pt text at 10 px or more
 
@@ -51,7 +52,6 @@ def _complete_labels(grid: dict) -> None:
 
 
 def _png(fig, bbox) -> np.ndarray:
-    from matplotlib import image
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches=bbox, facecolor="white")
     buf.seek(0)
@@ -90,6 +90,5 @@ def stack(fig, wrap: int = 48) -> bytes | None:
         column[y:y + p.shape[0], x:x + p.shape[1], :p.shape[2]] = p
         y += p.shape[0]
     out = io.BytesIO()
-    from matplotlib import image
     image.imsave(out, column, format="png")
     return out.getvalue()

@@ -41,8 +41,9 @@ def effective_executor(executor: str) -> str:
     return executor
 
 
-def prepare(profile, run_dir: str, overrides=(), executor: str = "auto", scheduler: str | None = None) -> dict:
-    """Validate everything a run needs, then claim ``run_dir``: the resolved profile.
+def prepare(profile, run_dir: str, overrides=(), executor: str = "auto", scheduler: str | None = None):
+    """Validate everything a run needs, then claim ``run_dir``: (the resolved profile, its plan:
+    ``plan.schedule``'s rows, model specs and jobs, made once here for the checks and the run).
 
     A profile name and overrides, or a resolved profile (then ``overrides`` must be empty: they
     would be silently dropped). The data are loaded once here, so a missing CIFAR folder stops
@@ -60,14 +61,14 @@ def prepare(profile, run_dir: str, overrides=(), executor: str = "auto", schedul
     resolve_device(prof["device"])
     engine = domains.engine(prof)
     engine.load(prof["data"])  # a missing CIFAR folder or MQ2007 fold stops here, before the folder is claimed
-    _, tspecs, groups = plan.schedule(prof)
+    schedule = _, tspecs, groups = plan.schedule(prof)
     engine.check(prof, len(tspecs), sum(len(g) for g in groups.values()))  # what the data and the plan's size allow
     if scheduler is not None:  # an unreachable scheduler stops the run before the folder is claimed
         from . import dask_executor
         dask_executor.check_scheduler(scheduler)
     store.claim(run_dir, prof["profile"])
     store.sweep(run_dir)
-    return prof
+    return prof, schedule
 
 
 @dataclass(frozen=True)
@@ -102,9 +103,8 @@ def pending(groups: dict, stored: dict) -> dict:
 def run(profile: str | dict, run_dir: str, overrides=(), executor: str = "auto",
         scheduler: str | None = None, progress: bool = True) -> Finished:
     """Run a profile's designs into ``run_dir``: write ``results.csv`` and the manifest."""
-    prof = prepare(profile, run_dir, overrides, executor, scheduler)
+    prof, (rows, tspecs, groups) = prepare(profile, run_dir, overrides, executor, scheduler)
     t0 = time.time()
-    rows, tspecs, groups = plan.schedule(prof)
     stored = {j["key"]: store.stored_result(run_dir, j["key"], quiet=True) for jobs in groups.values() for j in jobs}
     todo = pending(groups, stored)
     n_jobs, n_todo = sum(len(g) for g in groups.values()), sum(len(g) for g in todo.values())

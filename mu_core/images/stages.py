@@ -21,11 +21,10 @@ from . import metrics
 def train_all(profile: str | dict, run_dir: str, overrides=(), progress: bool = True,
               executor: str = "auto", scheduler: str | None = None) -> pd.DataFrame:
     """Stage 1: train (or load) every original model the designs need; their test accuracy."""
-    prof = prepare(profile, run_dir, overrides, executor, scheduler)
+    prof, (_, tspecs, _) = prepare(profile, run_dir, overrides, executor, scheduler)
     if domains.of(prof) != "images":
         raise ConfigError(f"train_all (stage 1) trains image models; profile {prof['profile']!r} is a "
                           f"{domains.of(prof)} profile: run it with study.run (python -m mu_core run)")
-    _, tspecs, _ = plan.schedule(prof)
     untrained = {k: [] for k in tspecs if not os.path.exists(store.model_path(run_dir, k))}
     if untrained and effective_executor(executor) == "dask":  # train in parallel; the loop below then loads
         _execute(prof, run_dir, executor, scheduler, tspecs, untrained)
